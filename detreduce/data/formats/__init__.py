@@ -1,0 +1,1 @@
+"""One module of pure parse functions per annotation format."""

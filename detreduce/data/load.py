@@ -1,0 +1,95 @@
+"""``load_dataset``: one door to every supported format, detected from the path."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from detreduce.config import default
+from detreduce.data.formats.coco import find_coco_files, read_coco
+from detreduce.data.formats.voc import find_voc_root, read_voc
+from detreduce.data.formats.yolo import read_yolo
+from detreduce.data.model import DetectionDataset
+from detreduce.data.problems import ProblemLog, summarize
+from detreduce.errors import ConfigError, DatasetError
+
+logger = logging.getLogger("detreduce")
+
+FORMATS = ("yolo", "coco", "voc")
+
+
+def detect_format(path: str | Path) -> str:
+    """``yolo`` for a data YAML, ``coco`` for an instances JSON (or a folder of them),
+    ``voc`` for a folder with ``Annotations/`` and ``JPEGImages/``."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.suffix in (".yaml", ".yml"):
+            return "yolo"
+        if path.suffix == ".json":
+            return "coco"
+    elif path.is_dir():
+        yamls = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
+        if any(p.name in ("data.yaml", "data.yml") for p in yamls) or len(yamls) == 1:
+            return "yolo"
+        if find_voc_root(path) is not None:
+            return "voc"
+        if find_coco_files(path):
+            return "coco"
+    raise DatasetError(
+        f"{path}: unknown format: expected a YOLO data YAML, a COCO instances JSON "
+        "(or a folder with annotations/*.json), or a Pascal VOC folder "
+        "(Annotations/ + JPEGImages/); pass --format yolo|coco|voc"
+    )
+
+
+def _yaml_in(path: Path) -> Path:
+    if path.is_file():
+        return path
+    for name in ("data.yaml", "data.yml"):
+        if (path / name).is_file():
+            return path / name
+    yamls = sorted(path.glob("*.y*ml"))
+    if len(yamls) == 1:
+        return yamls[0]
+    raise DatasetError(f"{path}: no data.yaml found (pass the YAML file itself)")
+
+
+def load_dataset(
+    path: str | Path,
+    format: str | None = None,
+    on_error: str | None = None,
+    iscrowd: str | None = None,
+    check_duplicates: bool | None = None,
+) -> DetectionDataset:
+    """Read a YOLO, COCO or VOC dataset into one :class:`DetectionDataset`.
+
+    Args:
+        path: a YOLO data YAML (or its folder), a COCO JSON (or a folder with
+            ``annotations/*.json``), or a VOC folder.
+        format: ``yolo``, ``coco`` or ``voc``; detected from the path when None.
+        on_error: ``warn`` skips bad items (they are listed in ``dataset.problems``
+            and summarized in the log); ``raise`` stops at the first one.
+        iscrowd: COCO ``iscrowd`` boxes: ``skip`` (default, counted) or ``keep``.
+        check_duplicates: look for byte-identical images (later copies skipped).
+    """
+    on_error = default("data.on_error") if on_error is None else on_error
+    iscrowd = default("data.iscrowd") if iscrowd is None else iscrowd
+    check = default("data.check_duplicates") if check_duplicates is None else check_duplicates
+    log = ProblemLog(on_error)
+    fmt = format or detect_format(path)
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if fmt == "yolo":
+        ds = read_yolo(_yaml_in(path), log, default("data.coord_tolerance"), check)
+    elif fmt == "coco":
+        ds = read_coco(path, log, iscrowd=iscrowd, check_duplicates=check)
+    else:
+        ds = read_voc(path, log, check_duplicates=check)
+    if ds.problems:
+        logger.warning("%s: %s", path, summarize(ds.problems))
+    return ds

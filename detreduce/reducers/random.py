@@ -1,0 +1,19 @@
+"""Seeded uniform random sampling: the baseline every method must beat."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detreduce.reducers.base import Reducer, ReducerResult, register
+
+
+@register("uniform")
+class RandomReducer(Reducer):
+    """Uniform random sample without replacement, seeded. O(n)."""
+
+    name = "random"
+    summary = "uniform random sample (seeded baseline)"
+    uses_features = False
+
+    def _select(self, X, k, groups, rng):
+        return ReducerResult(indices=rng.permutation(len(X))[:k])

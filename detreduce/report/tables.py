@@ -1,0 +1,129 @@
+"""Summary tables of a sweep: one row per (method, fraction), figures relative to full data.
+
+Pure functions over the results DataFrame (see :mod:`detreduce.sweep.store`), so the
+numbers in the report can be checked by hand from ``results.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detreduce.sweep.grid import FULL, RANDOM
+from detreduce.sweep.store import read_results
+
+#: Baselines listed first in every table and legend, in this order.
+BASELINE_ORDER = (FULL, RANDOM, "ultralytics_fraction")
+
+
+def load_sweep(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The latest row of every run and the sweep config (``sweep.json``, empty if missing)."""
+    run_dir = Path(run_dir)
+    df = read_results(run_dir)
+    cfg_path = run_dir / "sweep.json"
+    config = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    return df, config
+
+
+def method_order(methods: list[str] | pd.Series) -> list[str]:
+    """Baselines first (full, random, ultralytics_fraction), then the others alphabetically."""
+    names = list(dict.fromkeys(methods))
+    first = [m for m in BASELINE_ORDER if m in names]
+    return first + sorted(m for m in names if m not in BASELINE_ORDER)
+
+
+def full_reference(df: pd.DataFrame) -> dict[str, float]:
+    """Mean and std over seeds of the full-data baseline (NaN when it has no finished run)."""
+    full = df[(df["method"] == FULL) & (df["status"] == "ok")]
+    out = {}
+    for col in ("map50_95", "map50", "kwh_total", "seconds"):
+        vals = full[col].astype(float) if col in full else pd.Series(dtype=float)
+        out[col] = float(vals.mean()) if len(vals) else float("nan")
+        out[col + "_std"] = float(vals.std(ddof=0)) if len(vals) else float("nan")
+    out["n"] = int(len(full))
+    return out
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, fraction) over finished runs.
+
+    Columns: ``n`` finished seeds, ``failed`` runs, ``map50_95`` / ``map50`` mean and
+    ``map50_95_std`` (population std over seeds), ``map_rel`` = mean mAP50-95 / mean
+    full-data mAP50-95, ``kwh`` mean total kWh per run, ``kwh_saved`` = 1 − kwh / full
+    kWh, ``eps`` mean ε-representativeness, ``seconds`` mean wall seconds per run.
+    """
+    cols = [
+        "method",
+        "fraction",
+        "n",
+        "failed",
+        "map50_95",
+        "map50_95_std",
+        "map50",
+        "map_rel",
+        "kwh",
+        "kwh_std",
+        "kwh_saved",
+        "eps",
+        "seconds",
+    ]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    ref = full_reference(df)
+    rows = []
+    for (method, fraction), grp in df.groupby(["method", "fraction"], sort=False):
+        ok = grp[grp["status"] == "ok"]
+        kwh = float(ok["kwh_total"].mean()) if len(ok) else float("nan")
+        rows.append(
+            {
+                "method": method,
+                "fraction": float(fraction),
+                "n": int(len(ok)),
+                "failed": int((grp["status"] != "ok").sum()),
+                "map50_95": float(ok["map50_95"].mean()) if len(ok) else float("nan"),
+                "map50_95_std": float(ok["map50_95"].std(ddof=0)) if len(ok) else float("nan"),
+                "map50": float(ok["map50"].mean()) if len(ok) else float("nan"),
+                "map_rel": _ratio(ok["map50_95"].mean() if len(ok) else np.nan, ref["map50_95"]),
+                "kwh": kwh,
+                "kwh_std": float(ok["kwh_total"].std(ddof=0)) if len(ok) else float("nan"),
+                "kwh_saved": 1.0 - _ratio(kwh, ref["kwh_total"]),
+                "eps": float(ok["eps"].mean()) if len(ok) and "eps" in ok else float("nan"),
+                "seconds": float(ok["seconds"].mean()) if len(ok) else float("nan"),
+            }
+        )
+    out = pd.DataFrame(rows, columns=cols)
+    order = {m: i for i, m in enumerate(method_order(out["method"]))}
+    out["_o"] = out["method"].map(order)
+    return out.sort_values(["_o", "fraction"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _ratio(a: float, b: float) -> float:
+    if b is None or not np.isfinite(b) or b == 0 or a is None or not np.isfinite(a):
+        return float("nan")
+    return float(a) / float(b)
+
+
+def pareto_front(points: pd.DataFrame, x: str = "kwh", y: str = "map50_95") -> pd.DataFrame:
+    """Points not dominated by another (less or equal ``x`` and more or equal ``y``, one strict).
+
+    Sorted by ``x``; O(n log n): sort by x ascending (y descending on ties), then keep each
+    point whose y beats every cheaper point's.
+    """
+    pts = points.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
+    keep, best = [], -np.inf
+    for idx, yv in zip(pts.index, pts[y], strict=True):
+        if yv > best:
+            keep.append(idx)
+            best = yv
+    return pts.loc[keep]
+
+
+def failed_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs whose latest row is not ``ok`` (with their one-line error)."""
+    if df.empty:
+        return df
+    return df[df["status"] != "ok"][["run_id", "method", "fraction", "seed", "status", "error"]]

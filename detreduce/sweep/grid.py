@@ -1,0 +1,120 @@
+"""The experiment grid: which trials a sweep runs, each with a stable id.
+
+A trial is one (method, fraction, seed) under one training protocol. Its id is built
+from those values plus a short hash of the protocol, so a rerun of the same command
+finds the trials it already finished, and a changed protocol can never be mistaken
+for the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from detreduce.errors import ConfigError
+
+#: Method name of the full-data baseline (every train image, fraction 1.0).
+FULL = "full"
+#: Method name of the random baseline, added to every sweep.
+RANDOM = "random"
+
+
+def normalize_method(name: str) -> str:
+    """Canonical spelling of a method name (``ultralytics-fraction`` → ``ultralytics_fraction``)."""
+    return name.strip().lower().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that decides what one trial measures, apart from method, fraction and seed.
+
+    Two sweeps with equal protocols produce comparable numbers; the protocol hash is
+    part of every run id and is checked when a sweep resumes into an existing folder.
+    """
+
+    dataset: str
+    fingerprint: str
+    model: str
+    epochs: int
+    imgsz: int
+    batch: int
+    device: str
+    budget: str
+    backbone: str
+    balance: str
+    level: str
+    workers: int
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def key(self) -> str:
+        """Short hash of the protocol (stable across Python versions and machines)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.blake2b(blob.encode(), digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: select ``fraction`` of the train split with ``method``, train, validate."""
+
+    method: str
+    fraction: float
+    seed: int
+    protocol_key: str
+
+    @property
+    def run_id(self) -> str:
+        """Stable id, readable and unique per (method, fraction, seed, protocol)."""
+        return f"{self.method}_f{self.fraction:g}_s{self.seed}_{self.protocol_key}"
+
+    @property
+    def is_full(self) -> bool:
+        return self.method == FULL
+
+
+def parse_fractions(values: Iterable[float | str]) -> list[float]:
+    """Validate fractions: each in (0, 1); 1.0 is the full baseline and added anyway."""
+    out: list[float] = []
+    for value in values:
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"fractions: {value!r} is not a number; expected e.g. 0.25") from None
+        if not 0 < f <= 1:
+            raise ConfigError(f"fractions: {f} is outside (0, 1]; expected e.g. 0.1,0.25,0.5")
+        if f < 1 and f not in out:
+            out.append(f)
+    return sorted(out)
+
+
+def build_grid(
+    methods: Sequence[str],
+    fractions: Sequence[float],
+    seeds: Sequence[int],
+    protocol_key: str,
+) -> list[TrialSpec]:
+    """All trials of a sweep: per seed the full baseline first, then every method × fraction.
+
+    The random baseline is always included; duplicates are dropped; order is
+    seed-major so an interrupted sweep has complete seeds first.
+    """
+    names = [normalize_method(m) for m in methods if m.strip()]
+    names = [m for m in names if m != FULL]
+    if RANDOM not in names:
+        names.insert(0, RANDOM)
+    names = list(dict.fromkeys(names))
+    fracs = parse_fractions(fractions)
+    if not seeds:
+        raise ConfigError("seeds: give at least one seed, e.g. --seeds 0")
+    specs: list[TrialSpec] = []
+    for seed in dict.fromkeys(int(s) for s in seeds):
+        specs.append(TrialSpec(FULL, 1.0, seed, protocol_key))
+        for method in names:
+            for frac in fracs:
+                specs.append(TrialSpec(method, frac, seed, protocol_key))
+    return specs
