@@ -39,12 +39,17 @@ def _styles(methods: list[str]) -> dict[str, dict[str, object]]:
     }
 
 
-def _full_line(ax, mean: float, std: float, label: str, horizontal: bool = True) -> None:
+def _full_line(ax, mean: float, std: float, label: str) -> None:
     if not np.isfinite(mean):
         return
     ax.axhline(mean, color="black", linestyle="--", linewidth=1.2, label=label)
     if np.isfinite(std) and std > 0:
         ax.axhspan(mean - std, mean + std, color="black", alpha=0.08)
+
+
+def _dodge(i: int, n: int, width: float = 1.5) -> float:
+    """A small x offset (percentage points) so error bars of methods at one fraction do not hide each other."""
+    return 0.0 if n < 2 else width * (i / (n - 1) - 0.5)
 
 
 def _save(fig, path: Path) -> Path:
@@ -60,10 +65,10 @@ def plot_map_vs_fraction(table: pd.DataFrame, path: Path, title: str = "") -> Pa
     reduced = table[table["method"] != FULL]
     methods = method_order(reduced["method"])
     styles = _styles(methods)
-    for m in methods:
+    for i, m in enumerate(methods):
         t = reduced[reduced["method"] == m].sort_values("fraction")
         ax.errorbar(
-            100 * t["fraction"],
+            100 * t["fraction"] + _dodge(i, len(methods)),
             t["map50_95"],
             yerr=t["map50_95_std"].fillna(0),
             label=m,
@@ -90,10 +95,10 @@ def plot_kwh_vs_fraction(table: pd.DataFrame, path: Path, title: str = "") -> Pa
     reduced = table[table["method"] != FULL]
     methods = method_order(reduced["method"])
     styles = _styles(methods)
-    for m in methods:
+    for i, m in enumerate(methods):
         t = reduced[reduced["method"] == m].sort_values("fraction")
         ax.errorbar(
-            100 * t["fraction"],
+            100 * t["fraction"] + _dodge(i, len(methods)),
             scale * t["kwh"],
             yerr=scale * t["kwh_std"].fillna(0),
             label=m,

@@ -21,11 +21,14 @@ BASELINE_ORDER = (FULL, RANDOM, "ultralytics_fraction")
 
 
 def load_sweep(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The latest row of every run and the sweep config (``sweep.json``, empty if missing)."""
+    """The latest row of every run and the sweep config (``sweep.json`` + ``embedding.json``)."""
     run_dir = Path(run_dir)
     df = read_results(run_dir)
     cfg_path = run_dir / "sweep.json"
     config = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    emb_path = run_dir / "embedding.json"
+    if emb_path.exists():
+        config["embedding"] = json.loads(emb_path.read_text())
     return df, config
 
 

@@ -225,10 +225,23 @@ class ResultsStore:
         df = pd.DataFrame(self.rows(), columns=None)
         if df.empty:
             return pd.DataFrame(columns=list(COLUMNS))
+        for col in COLUMNS:  # a file written by hand or by an older version may lack some
+            if col not in df:
+                df[col] = ""
         for col in NUMERIC:
-            if col in df:
-                df[col] = pd.to_numeric(df[col], errors="coerce")
-        if latest and "run_id" in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+        missing = df["run_id"].astype(str) == ""
+        if missing.any():
+            df.loc[missing, "run_id"] = [
+                f"{m}_f{f:g}_s{s:g}"
+                for m, f, s in zip(
+                    df.loc[missing, "method"],
+                    df.loc[missing, "fraction"],
+                    df.loc[missing, "seed"],
+                    strict=True,
+                )
+            ]
+        if latest:
             df = df.drop_duplicates("run_id", keep="last").reset_index(drop=True)
         return df
 

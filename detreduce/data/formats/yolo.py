@@ -157,6 +157,9 @@ def _read_label_file(
             )
             continue
         coords = values[1:]
+        if len(coords) == 4 and (coords[2] <= 0 or coords[3] <= 0):
+            log.add("degenerate_box", path, f"zero or negative area box {line.strip()!r}", lineno)
+            continue
         if any(v < -tol or v > 1 + tol for v in coords):
             log.add(
                 "coords_out_of_range",

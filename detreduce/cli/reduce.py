@@ -1,0 +1,73 @@
+"""``detreduce reduce``: choose a subset of the train split and export it for YOLO."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from detreduce.cli.app import app
+from detreduce.cli.common import ON_ERROR_DEFAULT, DataArg, FormatOpt, OnErrorOpt, parse_budget
+from detreduce.config import default
+
+
+@app.command()
+def reduce(
+    data: DataArg,
+    method: str = typer.Option(default("reduce.method"), help="Selection method (see `detreduce methods`)."),
+    fraction: str = typer.Option(
+        str(default("reduce.fraction")),
+        help="Share of train images to keep, in (0, 1], or an image count (e.g. 100).",
+    ),
+    seed: int = typer.Option(default("reduce.seed"), help="Seed of every random choice (recorded)."),
+    out: Path | None = typer.Option(None, help="Output folder (default: runs/reduce/<name>)."),
+    balance: str | None = typer.Option(
+        None, help="Class balance: none, classes or classes+boxes (default from cfg/balance.yaml)."
+    ),
+    backbone: str | None = typer.Option(None, help="Embedding backbone for feature-based methods."),
+    level: str = typer.Option("image", help="Embeddings to select on: image or box (crops)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda:N."),
+    format: FormatOpt = None,
+    on_error: OnErrorOpt = ON_ERROR_DEFAULT,
+    overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
+) -> None:
+    """Keep a FRACTION of the train split with METHOD and write an Ultralytics data YAML.
+
+    val/test are never reduced. The output folder holds data.yaml (train it with
+    `yolo train data=OUT/data.yaml`), the kept list and selection.json (the manifest).
+    """
+    from detreduce.reduce import reduce_dataset
+
+    result = reduce_dataset(
+        data,
+        method=method,
+        fraction=parse_budget(fraction),
+        seed=seed,
+        out=out,
+        balance=balance,
+        backbone=backbone,
+        level=level,
+        device=device,
+        format=format,
+        on_error=on_error,
+        overwrite=overwrite,
+    )
+    manifest = json.loads((result.out_dir / "selection.json").read_text())
+    console = Console()
+    table = Table(title=f"{method}: {len(result.kept)} of {result.images_before} train images kept")
+    for col in ("class", "images before", "images after", "boxes before", "boxes after"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for name, before in manifest["classes_before"].items():
+        after = manifest["classes_after"][name]
+        table.add_row(
+            name, str(before["images"]), str(after["images"]), str(before["boxes"]), str(after["boxes"])
+        )
+    console.print(table)
+    eps = (result.figures or {}).get("epsilon")
+    if eps is not None:
+        console.print(f"ε-representativeness: {eps}")
+    console.print(f"wrote {result.data_yaml}", soft_wrap=True)
+    console.print(f"train it: yolo train data={result.data_yaml} model=yolov8n.yaml", soft_wrap=True)

@@ -1,0 +1,265 @@
+"""Energy per phase (embedding, selection, training, validation) with codecarbon.
+
+A reduction only pays when the whole job costs less energy, so every phase is metered
+the same way: codecarbon's :class:`OfflineEmissionsTracker` (no network: the carbon
+intensity comes from the country code), started and stopped around the phase.
+
+Where codecarbon cannot read a power counter it estimates, and the figure is only as
+good as the mode behind it, so every record carries ``cpu_mode``:
+
+- ``rapl``: measured by Intel/AMD RAPL counters (``/sys/class/powercap``);
+- ``cpu_load``: estimated as TDP x CPU load (containers without RAPL; codecarbon
+  assumes 4 W per thread when it does not know the CPU's TDP);
+- ``constant``: estimated as half the TDP, whatever the load;
+- ``unavailable``: codecarbon failed; only ``seconds`` is recorded, energies are None.
+
+Tracking never breaks a run: a codecarbon failure is logged as a warning and the
+phase is recorded with its seconds and mode ``unavailable``. Nested meters are
+allowed, but in ``process`` mode they each count the same process: do not add them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from detreduce.config import default
+
+log = logging.getLogger("detreduce")
+
+UNAVAILABLE = "unavailable"
+TRACKING_MODES = ("process", "machine")
+
+# codecarbon's CPU hardware modes (``CPU._mode``) -> the names detreduce records.
+_CPU_MODES = {
+    "intel_rapl": "rapl",
+    "cpu_load": "cpu_load",
+    "constant": "constant",
+    "intel_power_gadget": "power_gadget",
+    "apple_powermetrics": "powermetrics",
+    "windows_emi": "windows_emi",
+}
+
+
+@dataclass(frozen=True)
+class EnergyRecord:
+    """Energy of one phase. Energies are in kWh, None when tracking was unavailable."""
+
+    phase: str
+    seconds: float
+    kwh: float | None = None
+    cpu_kwh: float | None = None
+    gpu_kwh: float | None = None
+    ram_kwh: float | None = None
+    kg_co2: float | None = None
+    cpu_mode: str = UNAVAILABLE
+    gpu_mode: str = "none"
+    tracking_mode: str = ""
+    country_iso_code: str = ""
+    cpu_model: str = ""
+    error: str = ""
+
+    @property
+    def available(self) -> bool:
+        """True when codecarbon produced energies for this phase."""
+        return self.kwh is not None
+
+    def to_dict(self, prefix: str = "") -> dict[str, Any]:
+        """Flat JSON-able dict; ``prefix`` (e.g. ``"train_"``) is put before every key."""
+        return {f"{prefix}{key}": value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], prefix: str = "") -> EnergyRecord:
+        """Inverse of :meth:`to_dict`."""
+        names = [f.name for f in cls.__dataclass_fields__.values()]
+        return cls(**{name: data[f"{prefix}{name}"] for name in names if f"{prefix}{name}" in data})
+
+
+def combine(records: Iterable[EnergyRecord], phase: str = "total") -> EnergyRecord:
+    """Sum of several phases; an energy is None as soon as one phase lacks it.
+
+    Use it for phases that ran one after the other, never for nested ones.
+    """
+    records = list(records)
+
+    def total(name: str) -> float | None:
+        values = [getattr(r, name) for r in records]
+        return None if not values or any(v is None for v in values) else float(sum(values))
+
+    def joined(name: str) -> str:
+        return ",".join(dict.fromkeys(getattr(r, name) for r in records if getattr(r, name)))
+
+    return EnergyRecord(
+        phase=phase,
+        seconds=float(sum(r.seconds for r in records)),
+        kwh=total("kwh"),
+        cpu_kwh=total("cpu_kwh"),
+        gpu_kwh=total("gpu_kwh"),
+        ram_kwh=total("ram_kwh"),
+        kg_co2=total("kg_co2"),
+        cpu_mode=joined("cpu_mode") or UNAVAILABLE,
+        gpu_mode=joined("gpu_mode") or "none",
+        tracking_mode=joined("tracking_mode"),
+        country_iso_code=joined("country_iso_code"),
+        cpu_model=joined("cpu_model"),
+        error="; ".join(r.error for r in records if r.error),
+    )
+
+
+@dataclass
+class PhaseMeasurement:
+    """What ``measure`` yields; ``record`` is set when the ``with`` block ends."""
+
+    phase: str
+    record: EnergyRecord | None = None
+
+
+@dataclass
+class EnergyMeter:
+    """Meters phases one after the other and keeps their records.
+
+    ``country_iso_code``, ``tracking_mode`` and ``measure_power_secs`` default to
+    ``train.energy_*`` in ``cfg/train.yaml``. ``enabled=False`` records seconds only.
+    """
+
+    country_iso_code: str | None = None
+    tracking_mode: str | None = None
+    measure_power_secs: float | None = None
+    enabled: bool = True
+    records: list[EnergyRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from detreduce.errors import ConfigError
+
+        if self.country_iso_code is None:
+            self.country_iso_code = default("train.energy_country")
+        if self.tracking_mode is None:
+            self.tracking_mode = default("train.energy_tracking_mode")
+        if self.measure_power_secs is None:
+            self.measure_power_secs = float(default("train.energy_measure_secs"))
+        if self.tracking_mode not in TRACKING_MODES:
+            raise ConfigError(
+                f"energy tracking_mode must be one of {TRACKING_MODES}, got {self.tracking_mode!r}"
+            )
+        if not (isinstance(self.country_iso_code, str) and len(self.country_iso_code) == 3):
+            raise ConfigError(
+                "energy country_iso_code must be an ISO 3166-1 alpha-3 code such as 'USA' or "
+                f"'FRA', got {self.country_iso_code!r}"
+            )
+        if self.measure_power_secs <= 0:
+            raise ConfigError(f"measure_power_secs must be > 0, got {self.measure_power_secs}")
+
+    @contextmanager
+    def measure(self, phase: str) -> Iterator[PhaseMeasurement]:
+        """Meter the ``with`` block as ``phase``; the record is kept even if the block raises."""
+        out = PhaseMeasurement(phase)
+        tracker, error = None, ""
+        if self.enabled:
+            try:
+                tracker = self._start_tracker(phase)
+            except Exception as exc:  # noqa: BLE001 - energy must never break a run
+                error = f"codecarbon could not start: {type(exc).__name__}: {exc}"
+        else:
+            error = "energy tracking disabled"
+        start = time.perf_counter()
+        try:
+            yield out
+        finally:
+            seconds = time.perf_counter() - start
+            if tracker is not None:
+                out.record, error = self._stop_tracker(tracker, phase, seconds)
+            if out.record is None:
+                if self.enabled:
+                    log.warning("energy of phase %r not measured (%s); seconds only", phase, error)
+                out.record = EnergyRecord(phase=phase, seconds=seconds, error=error)
+            self.records.append(out.record)
+
+    def total(self, phase: str = "total", phases: Iterable[str] | None = None) -> EnergyRecord:
+        """Sum of the kept records (all, or those whose phase is in ``phases``)."""
+        wanted = None if phases is None else set(phases)
+        return combine((r for r in self.records if wanted is None or r.phase in wanted), phase)
+
+    def _start_tracker(self, phase: str) -> Any:
+        from codecarbon import OfflineEmissionsTracker
+
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        wanted: dict[str, Any] = {
+            "country_iso_code": self.country_iso_code,
+            "project_name": f"detreduce-{phase}",
+            "measure_power_secs": self.measure_power_secs,
+            "tracking_mode": self.tracking_mode,
+            "log_level": "error",
+            "allow_multiple_runs": True,
+            "output_methods": [],  # no emissions.csv in the working directory
+        }
+        accepted = inspect.signature(OfflineEmissionsTracker.__init__).parameters
+        if "output_methods" not in accepted:  # codecarbon < 3
+            wanted["save_to_file"] = False
+        kwargs = {k: v for k, v in wanted.items() if k in accepted}
+        tracker = OfflineEmissionsTracker(**kwargs)
+        tracker.start()
+        return tracker
+
+    def _stop_tracker(
+        self, tracker: Any, phase: str, seconds: float
+    ) -> tuple[EnergyRecord | None, str]:
+        try:
+            kg = tracker.stop()
+            data = tracker.final_emissions_data
+        except Exception as exc:  # noqa: BLE001 - energy must never break a run
+            return None, f"codecarbon could not stop: {type(exc).__name__}: {exc}"
+        if data is None:
+            return None, "codecarbon returned no emissions data"
+        cpu_mode, gpu_mode = hardware_modes(tracker)
+        record = EnergyRecord(
+            phase=phase,
+            seconds=seconds,
+            kwh=float(data.energy_consumed),
+            cpu_kwh=float(data.cpu_energy),
+            gpu_kwh=float(data.gpu_energy),
+            ram_kwh=float(data.ram_energy),
+            kg_co2=float(kg if kg is not None else data.emissions),
+            cpu_mode=cpu_mode,
+            gpu_mode=gpu_mode,
+            tracking_mode=str(data.tracking_mode or self.tracking_mode),
+            country_iso_code=str(data.country_iso_code or self.country_iso_code),
+            cpu_model=str(data.cpu_model or ""),
+        )
+        return record, ""
+
+
+def hardware_modes(tracker: Any) -> tuple[str, str]:
+    """(cpu_mode, gpu_mode) a started codecarbon tracker uses.
+
+    codecarbon keeps its hardware in the private list ``tracker._hardware`` (``RAM``,
+    ``CPU`` with ``_mode`` in intel_rapl / cpu_load / constant / ..., ``GPU`` when
+    NVML (NVIDIA, measured) or AMD SMI is available); read defensively, as no public API exposes it.
+    """
+    cpu_mode, gpu_mode = "unknown", "none"
+    for item in getattr(tracker, "_hardware", None) or []:
+        kind = type(item).__name__
+        if kind == "CPU":
+            raw = str(getattr(item, "_mode", "unknown"))
+            cpu_mode = _CPU_MODES.get(raw, raw)
+        elif kind in {"AppleSiliconChip", "Raspberry"}:
+            cpu_mode = kind.lower()
+        elif kind == "GPU":
+            devices = getattr(getattr(item, "devices", None), "devices", None) or []
+            amd = any(type(d).__name__.startswith("AMD") for d in devices)
+            gpu_mode = "amdsmi" if amd else "nvml"
+    return cpu_mode, gpu_mode
+
+
+@contextmanager
+def measure(phase: str, *, meter: EnergyMeter | None = None) -> Iterator[PhaseMeasurement]:
+    """Meter one phase: ``with measure("selection") as m: ...`` then ``m.record``.
+
+    Pass ``meter`` to keep the record in a shared :class:`EnergyMeter` (e.g. a sweep's).
+    """
+    with (meter or EnergyMeter()).measure(phase) as out:
+        yield out

@@ -1,0 +1,215 @@
+"""``report.md`` of a sweep: protocol, summary table, plots, every run.
+
+The report states how each number was made (budget policy, epochs, image size, model,
+device, energy mode, how the shared embedding energy was charged) because a figure
+without its protocol misleads: at equal epochs a reduced run also trains fewer steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from detreduce.report.plots import write_plots
+from detreduce.report.tables import failed_runs, full_reference, load_sweep, summary_table
+from detreduce.sweep.grid import FULL
+
+REPORT_NAME = "report.md"
+PLOTS_DIR = "plots"
+
+
+def _fmt(value: Any, spec: str = ".3f", pct: bool = False) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value) if value not in (None, "") else "–"
+    if math.isnan(v):
+        return "–"
+    if math.isinf(v):
+        return "∞"
+    return f"{100 * v:+.1f} %" if pct else format(v, spec)
+
+
+def _kwh(value: Any) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if math.isnan(v) else f"{v:.3g}"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """The per-(method, fraction) table as Markdown (relative figures against full data)."""
+    header = [
+        "method",
+        "fraction",
+        "seeds",
+        "mAP50-95 (mean ± std)",
+        "mAP50",
+        "mAP vs full",
+        "kWh / run",
+        "kWh saved vs full",
+        "ε",
+        "seconds / run",
+    ]
+    rows = []
+    for _, r in table.iterrows():
+        rel = r["map_rel"]
+        rows.append(
+            [
+                str(r["method"]),
+                _fmt(r["fraction"], ".2f"),
+                f"{int(r['n'])}" + (f" ({int(r['failed'])} failed)" if r["failed"] else ""),
+                f"{_fmt(r['map50_95'])} ± {_fmt(r['map50_95_std'])}",
+                _fmt(r["map50"]),
+                "–" if pd.isna(rel) else f"{100 * rel:.1f} %",
+                _kwh(r["kwh"]),
+                "–" if r["method"] == FULL else _fmt(r["kwh_saved"], pct=True),
+                _fmt(r["eps"], ".3g"),
+                _fmt(r["seconds"], ".0f"),
+            ]
+        )
+    return _md_table(header, rows)
+
+
+def runs_markdown(df: pd.DataFrame) -> str:
+    """Every run (latest row per run id) as a Markdown table."""
+    header = ["run", "status", "mAP50-95", "mAP50", "kWh total", "kWh train", "seconds", "epochs", "steps", "kept"]
+    rows = []
+    for _, r in df.sort_values(["seed", "method", "fraction"]).iterrows():
+        rows.append(
+            [
+                f"`{r['run_id']}`",
+                str(r["status"]),
+                _fmt(r.get("map50_95")),
+                _fmt(r.get("map50")),
+                _kwh(r.get("kwh_total")),
+                _kwh(r.get("kwh_training")),
+                _fmt(r.get("seconds"), ".0f"),
+                _fmt(r.get("epochs"), ".0f"),
+                _fmt(r.get("steps"), ".0f"),
+                _fmt(r.get("n_kept"), ".0f"),
+            ]
+        )
+    return _md_table(header, rows)
+
+
+def protocol_markdown(config: dict[str, Any], df: pd.DataFrame) -> str:
+    """The protocol paragraph: what was trained, how, where, and how energy was counted."""
+    proto = config.get("protocol", {})
+    emb = config.get("embedding") or {}
+    modes = sorted({str(m) for m in df.get("energy_mode", pd.Series(dtype=str)).dropna() if m})
+    budget = proto.get("budget", "?")
+    budget_text = {
+        "epochs": "every run trains the same number of epochs, so reduced runs also take "
+        "fewer optimizer steps",
+        "steps": "reduced runs train 1/fraction times more epochs (capped), so runs are "
+        "compared at about equal optimizer steps",
+    }.get(budget, "unknown budget policy")
+    lines = [
+        f"- **Dataset**: `{config.get('data', proto.get('dataset', '?'))}` "
+        f"(fingerprint `{proto.get('fingerprint', '?')}`; {config.get('n_train', '?')} train images "
+        f"are reduced, the val split ({config.get('n_val', '?')} images) is never reduced)",
+        f"- **Model**: `{proto.get('model', '?')}` trained from the file given, "
+        f"imgsz {proto.get('imgsz', '?')}, batch {proto.get('batch', '?')}, "
+        f"device `{proto.get('device', '?')}`, workers {proto.get('workers', '?')}",
+        f"- **Budget**: `{budget}` — {budget_text}; epochs = {proto.get('epochs', '?')} "
+        "(the epochs and steps each run actually took are in the run table)",
+        f"- **Selection**: backbone `{proto.get('backbone', '?')}`, balance "
+        f"`{proto.get('balance', '?')}`, level `{proto.get('level', '?')}`; "
+        f"seeds {config.get('seeds', '?')}",
+        f"- **Energy**: codecarbon offline tracker, CPU power mode: {', '.join(modes) or 'unknown'}. "
+        "A run's total = its share of the embedding + selection and export + training + validation.",
+    ]
+    if emb:
+        charged = emb.get("charged_runs", 0)
+        share = emb.get("kwh", 0.0) / charged if charged else 0.0
+        lines.append(
+            f"- **Embedding charge**: the train split was embedded once ({_kwh(emb.get('kwh'))} kWh, "
+            f"{_fmt(emb.get('seconds'), '.0f')} s, backbone `{emb.get('backbone', '?')}`); that energy is "
+            f"split evenly over the {charged} reduced runs that use features ({_kwh(share)} kWh each), "
+            "so the sweep's total counts it once. Runs of methods that need no features "
+            "(full, random, ultralytics_fraction) carry no embedding share. A user who embeds for a "
+            "single reduction pays the whole embedding: see `kwh_embedding_whole` in results.csv."
+        )
+    else:
+        lines.append("- **Embedding charge**: no method in this sweep used embeddings.")
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.md`` and its PNG plots (in ``run_dir/plots``); return the report path."""
+    from detreduce.errors import DetReduceError
+
+    run_dir = Path(run_dir)
+    df, config = load_sweep(run_dir)
+    if df.empty:
+        raise DetReduceError(
+            f"{run_dir / 'results.csv'}: no finished runs to report; run `detreduce sweep` first"
+        )
+    table = summary_table(df)
+    ok_table = table[table["n"] > 0]
+    name = run_dir.name
+    plots = write_plots(ok_table, run_dir / PLOTS_DIR, title_suffix=name)
+    ref = full_reference(df)
+    failed = failed_runs(df)
+    parts = [
+        f"# detreduce sweep report: {name}",
+        "",
+        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from `results.csv` "
+        f"({int((df['status'] == 'ok').sum())} finished runs, {len(failed)} failed).",
+    ]
+    if config.get("command"):
+        parts += ["", "Command:", "", "```", str(config["command"]), "```"]
+    parts += [
+        "",
+        "## Protocol",
+        "",
+        protocol_markdown(config, df),
+        "",
+        "## Summary per method and fraction",
+        "",
+        f"Full data: mAP50-95 {_fmt(ref['map50_95'])} ± {_fmt(ref['map50_95_std'])}, "
+        f"{_kwh(ref['kwh_total'])} kWh and {_fmt(ref['seconds'], '.0f')} s per run "
+        f"(mean ± population std over {ref['n']} seed(s)).",
+        "",
+        summary_markdown(table),
+        "",
+        "*mAP vs full* = mean mAP50-95 of the row / mean mAP50-95 of full data. "
+        "*kWh saved vs full* = 1 − (mean kWh per run of the row / mean kWh per full-data run); "
+        "negative means the run cost more. *ε* = ε-representativeness of the kept set "
+        "(max distance from a train image to its nearest kept image of its class in embedding "
+        "space, lower is better; 0 for full data; – for methods computed without embeddings).",
+        "",
+        "## Plots",
+        "",
+        f"![mAP50-95 vs fraction]({PLOTS_DIR}/{plots['map_vs_fraction'].name})",
+        "",
+        f"![energy vs fraction]({PLOTS_DIR}/{plots['kwh_vs_fraction'].name})",
+        "",
+        f"![mAP vs energy Pareto front]({PLOTS_DIR}/{plots['pareto'].name})",
+        "",
+        "## Every run",
+        "",
+        runs_markdown(df),
+    ]
+    if len(failed):
+        parts += ["", "## Failed runs", ""]
+        parts += [f"- `{r.run_id}`: {r.error}" for r in failed.itertuples()]
+    parts += ["", "Sweep config:", "", "```json", json.dumps(config, indent=2, default=str), "```", ""]
+    path = run_dir / REPORT_NAME
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(parts))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,288 @@
+"""Run one trial (select → export → train → validate) and the backends that run many.
+
+A trial is a pure function of its :class:`TrialSpec` and a picklable
+:class:`TrialRunner` (paths and the protocol, no open handles), and it returns one
+results row (a dict) instead of writing anywhere. That is what lets another backend
+(e.g. Ray: ``ray.remote(runner).remote(spec)`` per trial, ``ray.wait`` for results)
+replace :class:`LocalBackend` while the driver keeps appending the returned rows to
+the same :class:`~detreduce.sweep.store.ResultsStore`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from detreduce.errors import ConfigError
+from detreduce.sweep.grid import FULL, TrialSpec
+from detreduce.sweep.grid import Protocol as TrainProtocol
+
+log = logging.getLogger("detreduce")
+
+#: Per-trial folder under the sweep folder: ``OUT/runs/<run_id>/{data,train}``.
+TRIALS_DIR = "runs"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (the first line of the message), for the store."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg}"[:500]
+
+
+@dataclass
+class TrialRunner:
+    """Everything a trial needs, as plain data; call it with a spec to get a results row.
+
+    Attributes:
+        data: the dataset path (as the user gave it).
+        out: the sweep folder; trial outputs go under ``out/runs/<run_id>``.
+        protocol: the training/selection protocol shared by every trial.
+        format, on_error: passed to :func:`detreduce.data.load.load_dataset`.
+        features_path: ``.npz`` of the train split's embeddings (None if no method uses them).
+        embedding: the embedding's energy record and its charge per run that uses it.
+        feature_methods: methods that read features (they carry the embedding share).
+    """
+
+    data: str
+    out: str
+    protocol: TrainProtocol
+    format: str | None = None
+    on_error: str | None = None
+    features_path: str | None = None
+    embedding: dict[str, Any] = field(default_factory=dict)
+    feature_methods: frozenset[str] = frozenset()
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:  # ship paths, not loaded arrays
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
+
+    # ----------------------------------------------------------- shared inputs
+    def dataset(self):
+        """The dataset, read once per process."""
+        if "dataset" not in self._cache:
+            from detreduce.data.load import load_dataset
+
+            self._cache["dataset"] = load_dataset(
+                self.data, format=self.format, on_error=self.on_error
+            )
+        return self._cache["dataset"]
+
+    def features(self) -> tuple[np.ndarray | None, tuple[np.ndarray, ...] | None]:
+        """Image embeddings of the train split and, at box level, (box_image, box_class, box)."""
+        if self.features_path is None:
+            return None, None
+        if "features" not in self._cache:
+            with np.load(self.features_path) as npz:
+                image = npz["image"]
+                box = (
+                    (npz["box_image"], npz["box_class"], npz["box"]) if "box" in npz else None
+                )
+            self._cache["features"] = (image, box)
+        return self._cache["features"]
+
+    # ------------------------------------------------------------------ trial
+    def __call__(self, spec: TrialSpec) -> dict[str, Any]:
+        """Run one trial; never raises for a failed trial (the row says ``status=failed``)."""
+        row = self._base_row(spec)
+        t0 = time.perf_counter()
+        try:
+            row.update(self._run(spec))
+            row["status"] = "ok"
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
+            log.error("run %s failed: %s", spec.run_id, one_line(exc))
+            log.debug("run %s traceback", spec.run_id, exc_info=True)
+            row.update(status="failed", error=one_line(exc))
+        row["finished_at"] = _now()
+        if row.get("seconds") is None:
+            row["seconds"] = time.perf_counter() - t0
+        return row
+
+    def _base_row(self, spec: TrialSpec) -> dict[str, Any]:
+        p = self.protocol
+        return {
+            "run_id": spec.run_id,
+            "method": spec.method,
+            "fraction": spec.fraction,
+            "seed": spec.seed,
+            "status": "running",
+            "model": p.model,
+            "imgsz": p.imgsz,
+            "batch": p.batch,
+            "device": p.device,
+            "budget": p.budget,
+            "backbone": p.backbone if spec.method in self.feature_methods else "",
+            "balance": p.balance if spec.method != FULL else "",
+            "protocol": spec.protocol_key,
+            "started_at": _now(),
+        }
+
+    def _run(self, spec: TrialSpec) -> dict[str, Any]:
+        from detreduce.data.export import export_selection
+        from detreduce.energy import EnergyMeter
+
+        run_dir = Path(self.out) / TRIALS_DIR / spec.run_id
+        if run_dir.exists():  # left over by a run killed in flight: start it afresh
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        ds = self.dataset()
+        train_rows = ds.split_indices("train")
+        if len(train_rows) == 0:
+            raise ConfigError(f"{self.data}: no train split to reduce")
+
+        with EnergyMeter("selection") as sel_meter:
+            kept, figures, params = self._select(spec, ds, train_rows)
+            data_yaml = export_selection(
+                ds,
+                kept,
+                run_dir / "data",
+                method=spec.method,
+                params=params,
+                fraction=spec.fraction,
+                seed=spec.seed,
+                overwrite=True,
+                extra={"run_id": spec.run_id, "figures": figures},
+            )
+        achieved = len(kept) / len(train_rows)
+        train = self._train(spec, data_yaml, achieved, run_dir / "train")
+
+        uses_features = spec.method in self.feature_methods
+        emb_whole = float(self.embedding.get("kwh", 0.0)) if uses_features else 0.0
+        charged = int(self.embedding.get("charged_runs", 0)) or 1
+        emb_share = emb_whole / charged if uses_features else 0.0
+        emb_seconds = float(self.embedding.get("seconds", 0.0)) / charged if uses_features else 0.0
+        sel = sel_meter.result
+        kwh_train = float(train.get("kwh_training") or 0.0)
+        kwh_val = float(train.get("kwh_validation") or 0.0)
+        seconds_train = float(train.get("seconds_training") or 0.0)
+        seconds_val = float(train.get("seconds_validation") or 0.0)
+        return {
+            **{k: train.get(k) for k in ("map50", "map50_95", "precision", "recall")},
+            "kwh_total": emb_share + sel.kwh + kwh_train + kwh_val,
+            "kwh_embedding": emb_share,
+            "kwh_embedding_whole": emb_whole,
+            "kwh_selection": sel.kwh,
+            "kwh_training": kwh_train,
+            "kwh_validation": kwh_val,
+            "kwh_cpu": (train.get("kwh_cpu") or 0.0) + sel.kwh_cpu,
+            "kwh_gpu": (train.get("kwh_gpu") or 0.0) + sel.kwh_gpu,
+            "kwh_ram": (train.get("kwh_ram") or 0.0) + sel.kwh_ram,
+            "co2_kg": (train.get("co2_kg") or 0.0) + sel.co2_kg,
+            "energy_mode": train.get("energy_mode") or sel.mode,
+            "seconds": emb_seconds + sel.seconds + seconds_train + seconds_val,
+            "seconds_embedding": emb_seconds,
+            "seconds_selection": sel.seconds,
+            "seconds_training": seconds_train,
+            "seconds_validation": seconds_val,
+            "budget": train.get("budget", self.protocol.budget),
+            "epochs": train.get("epochs"),
+            "steps": train.get("steps"),
+            "images_seen": train.get("images_seen"),
+            "n_train": len(train_rows),
+            "n_kept": len(kept),
+            "eps": figures.get("eps", 0.0 if spec.method == FULL else None),
+            "class_share_tv": figures.get("class_share_tv", 0.0 if spec.method == FULL else None),
+            "per_class_ap": train.get("per_class_ap"),
+            "figures": figures,
+            "run_dir": str(run_dir),
+        }
+
+    def _select(self, spec: TrialSpec, ds, train_rows: np.ndarray):
+        """Kept dataset rows, selection figures, and method parameters of one trial."""
+        if spec.method == FULL:
+            return train_rows, {}, {}
+        from detreduce.selection import select_images
+
+        params = dict(self.protocol.params.get(spec.method, {}))
+        image, box = self.features() if spec.method in self.feature_methods else (None, None)
+        sel = select_images(
+            ds.subset(train_rows),
+            spec.method,
+            spec.fraction,
+            seed=spec.seed,
+            balance=self.protocol.balance,
+            features=image,
+            box_features=box,
+            level=self.protocol.level,
+            params=params or None,
+        )
+        return train_rows[np.asarray(sel.indices)], dict(sel.figures or {}), params
+
+    def _train(self, spec: TrialSpec, data_yaml: Path, fraction: float, out_dir: Path):
+        from detreduce.train import train_yolo
+
+        p = self.protocol
+        result = train_yolo(
+            data_yaml,
+            model=p.model,
+            epochs=p.epochs,
+            imgsz=p.imgsz,
+            batch=p.batch,
+            device=p.device,
+            seed=spec.seed,
+            workers=p.workers,
+            budget=p.budget,
+            fraction=fraction,
+            out_dir=out_dir,
+        )
+        return result.to_dict()
+
+
+# ---------------------------------------------------------------------- backends
+class Backend(Protocol):
+    """Runs trials and yields their rows as they finish (in any order)."""
+
+    name: str
+
+    def run(
+        self,
+        trials: Sequence[TrialSpec],
+        runner: Callable[[TrialSpec], dict[str, Any]],
+        on_start: Callable[[TrialSpec], None] | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+
+
+class LocalBackend:
+    """One trial after another in this process (the right choice for one machine/GPU)."""
+
+    name = "local"
+
+    def run(
+        self,
+        trials: Sequence[TrialSpec],
+        runner: Callable[[TrialSpec], dict[str, Any]],
+        on_start: Callable[[TrialSpec], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        for spec in trials:
+            if on_start is not None:
+                on_start(spec)
+            yield runner(spec)
+
+
+BACKENDS: dict[str, type] = {"local": LocalBackend}
+
+
+def get_backend(name: str) -> Backend:
+    """A backend by name; an unknown name fails with the list of known ones."""
+    key = name.strip().lower()
+    if key not in BACKENDS:
+        raise ConfigError(
+            f"backend must be one of {', '.join(sorted(BACKENDS))}, got {name!r} "
+            "(a Ray backend is planned: it will yield rows from ray.wait the same way)"
+        )
+    return BACKENDS[key]()

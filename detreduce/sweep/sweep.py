@@ -1,0 +1,350 @@
+"""Sweeps: methods × fractions × seeds, plus the full-data and random baselines, resumable.
+
+Layout of a sweep folder ``OUT``:
+
+- ``sweep.json``: the config, written once; a rerun with another config stops with a
+  message (``overwrite=True`` starts afresh).
+- ``embedding.json`` + ``embeddings.npz``: the train split embedded once (only when a
+  method uses features), with the energy it cost and how that energy is charged.
+- ``results.csv``: one row per finished run, appended as each run ends (see
+  :mod:`detreduce.sweep.store`); a rerun skips the run ids already there.
+- ``runs/<run_id>/``: each run's exported split (``data/``) and training output (``train/``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detreduce import __version__
+from detreduce.config import default, output_root
+from detreduce.errors import ConfigError, OutputExistsError
+from detreduce.sweep.grid import (
+    FULL,
+    Protocol,
+    TrialSpec,
+    build_grid,
+    normalize_method,
+    parse_fractions,
+)
+from detreduce.sweep.runner import TRIALS_DIR, TrialRunner, get_backend
+from detreduce.sweep.store import RESULTS_NAME, ResultsStore
+
+log = logging.getLogger("detreduce")
+
+CONFIG_NAME = "sweep.json"
+EMBEDDING_NAME = "embedding.json"
+FEATURES_NAME = "embeddings.npz"
+#: Files and folders a sweep writes (the only ones ``overwrite`` removes).
+OWNED = (CONFIG_NAME, EMBEDDING_NAME, FEATURES_NAME, RESULTS_NAME, TRIALS_DIR, "plots", "report.md")
+#: Keys of sweep.json that must match for a rerun to resume.
+CONFIG_KEYS = ("methods", "fractions", "seeds", "protocol")
+
+
+@dataclass(frozen=True)
+class SweepEvent:
+    """A progress event: ``embed`` (before embedding), ``skip``, ``start`` or ``done`` of a trial."""
+
+    kind: str
+    index: int
+    total: int
+    spec: TrialSpec | None = None
+    row: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep did: where its results are and how many runs ran, failed, were skipped."""
+
+    out: Path
+    results: Path
+    total: int
+    ran: int
+    skipped: int
+    failed: int
+
+
+def uses_features(method: str) -> bool:
+    """Whether a selection method reads embeddings (full data never does)."""
+    if method == FULL:
+        return False
+    from detreduce.reduce import method_uses_features
+
+    return bool(method_uses_features(method))
+
+
+def _check_methods(methods: Sequence[str]) -> None:
+    """Fail before any training on an unknown method name (with suggestions)."""
+    from detreduce.reduce import method_uses_features
+
+    for m in methods:
+        if m != FULL:
+            method_uses_features(m)  # raises ConfigError for an unknown name
+
+
+def _embed_device(device: str) -> str:
+    """Ultralytics device strings (``cpu``, ``0``, ``0,1``) → a torch device for embedding."""
+    d = str(device).strip().lower()
+    if d in ("", "auto", "none"):
+        return "auto"
+    if d.split(",")[0].isdigit():
+        return f"cuda:{d.split(',')[0]}"
+    return d
+
+
+def _resolve(value: Any, key: str) -> Any:
+    return default(key) if value is None else value
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
+    """Create ``out`` or check it holds the same sweep; with ``overwrite`` start afresh."""
+    cfg_path = out / CONFIG_NAME
+    if overwrite:
+        for name in OWNED:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    elif cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        diff = [k for k in CONFIG_KEYS if _canon(old.get(k)) != _canon(config.get(k))]
+        if diff:
+            details = "; ".join(f"{k}: {old.get(k)} → {config.get(k)}" for k in diff if k != "protocol")
+            if "protocol" in diff:
+                po, pn = old.get("protocol", {}), config["protocol"]
+                changed = [k for k in pn if _canon(po.get(k)) != _canon(pn.get(k))]
+                details += ("; " if details else "") + ", ".join(
+                    f"{k}: {po.get(k)} → {pn.get(k)}" for k in changed
+                )
+            raise OutputExistsError(
+                f"{out} holds a sweep with another config ({details}); rerun with the same "
+                "options to resume it, choose another --out, or pass --overwrite to start afresh"
+            )
+        return
+    elif out.exists() and (out / RESULTS_NAME).exists():
+        raise OutputExistsError(
+            f"{out} holds results.csv but no {CONFIG_NAME}; choose another --out or pass --overwrite"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(cfg_path, config)
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _embed_once(
+    runner_data: Any,
+    out: Path,
+    protocol: Protocol,
+    charged_runs: int,
+    on_event: Callable[[SweepEvent], None] | None,
+) -> tuple[Path, dict[str, Any]]:
+    """Embed the train split once per sweep folder (reused on resume, so charged once)."""
+    info_path, feats_path = out / EMBEDDING_NAME, out / FEATURES_NAME
+    if info_path.exists() and feats_path.exists():
+        info = json.loads(info_path.read_text())
+        if info.get("fingerprint") == protocol.fingerprint and info.get("backbone") == protocol.backbone:
+            log.info("reusing the sweep's embeddings (%s)", feats_path)
+            return feats_path, info
+    from detreduce.energy import EnergyMeter
+    from detreduce.features import embed_dataset
+
+    if on_event:
+        on_event(SweepEvent("embed", 0, 0))
+    ds = runner_data.dataset()
+    train = ds.split("train")
+    level = "both" if protocol.level == "box" else "image"
+    with EnergyMeter("embedding") as meter:
+        emb = embed_dataset(
+            train,
+            backbone=protocol.backbone,
+            level=level,
+            device=_embed_device(protocol.device),
+            progress=False,
+        )
+    arrays = {"image": np.asarray(emb.image, dtype=np.float32)}
+    if level == "both":
+        arrays["box"] = np.asarray(emb.box, dtype=np.float32)
+        arrays["box_image"] = np.asarray(emb.box_image, dtype=np.int64)
+        arrays["box_class"] = np.asarray(emb.box_class, dtype=np.int64)
+    tmp = feats_path.with_name(feats_path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(feats_path)
+    r = meter.result
+    info = {
+        "backbone": protocol.backbone,
+        "fingerprint": protocol.fingerprint,
+        "n_images": int(len(arrays["image"])),
+        "dim": int(arrays["image"].shape[1]),
+        "kwh": r.kwh,
+        "kwh_cpu": r.kwh_cpu,
+        "kwh_gpu": r.kwh_gpu,
+        "kwh_ram": r.kwh_ram,
+        "seconds": r.seconds,
+        "energy_mode": r.mode,
+        "charge": "split",
+        "charged_runs": charged_runs,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write_json(info_path, info)
+    return feats_path, info
+
+
+def run_sweep(
+    data: str | Path,
+    methods: Sequence[str] | None = None,
+    fractions: Sequence[float] | None = None,
+    seeds: Sequence[int] | None = None,
+    out: str | Path | None = None,
+    *,
+    model: str | None = None,
+    epochs: int | None = None,
+    imgsz: int | None = None,
+    batch: int | None = None,
+    device: str | None = None,
+    budget: str | None = None,
+    workers: int | None = None,
+    backbone: str | None = None,
+    balance: str | None = None,
+    level: str | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    format: str | None = None,
+    on_error: str | None = None,
+    backend: str | None = None,
+    retry_failed: bool | None = None,
+    overwrite: bool = False,
+    on_event: Callable[[SweepEvent], None] | None = None,
+    command: str | None = None,
+) -> SweepResult:
+    """Run (or resume) a sweep and return where its results are.
+
+    Per seed: the full-data baseline, then every method × fraction (the random baseline
+    is always added). Per run: select → export → train → validate, each phase's energy
+    measured; the row is appended to ``OUT/results.csv`` as soon as the run ends. Runs
+    already in the store (status ``ok``) are skipped; failed runs are recorded with
+    their one-line error and retried on the next rerun when ``retry_failed``.
+
+    Defaults come from ``detreduce/cfg/sweep.yaml`` and the ``train``, ``features`` and
+    ``balance`` sections, the same ones the CLI shows.
+    """
+    from detreduce.data.load import load_dataset
+
+    methods = [normalize_method(m) for m in _resolve(methods, "sweep.methods")]
+    fractions = parse_fractions(_resolve(fractions, "sweep.fractions"))
+    seeds = [int(s) for s in _resolve(seeds, "sweep.seeds")]
+    if not fractions:
+        raise ConfigError("fractions: give at least one fraction below 1, e.g. --fractions 0.25,0.5")
+    _check_methods(methods)
+    retry_failed = bool(_resolve(retry_failed, "sweep.retry_failed"))
+    runner_backend = get_backend(_resolve(backend, "sweep.backend"))
+
+    ds = load_dataset(data, format=format, on_error=on_error)
+    n_train = len(ds.split_indices("train"))
+    if n_train == 0:
+        raise ConfigError(f"{data}: the dataset has no train split to reduce")
+    protocol = Protocol(
+        dataset=str(Path(data).absolute()),
+        fingerprint=ds.fingerprint(),
+        model=str(_resolve(model, "train.model")),
+        epochs=int(_resolve(epochs, "train.epochs")),
+        imgsz=int(_resolve(imgsz, "train.imgsz")),
+        batch=int(_resolve(batch, "train.batch")),
+        device=str(_resolve(device, "train.device")),
+        budget=str(_resolve(budget, "train.budget")),
+        backbone=str(_resolve(backbone, "features.backbone")),
+        balance=str(_resolve(balance, "balance.mode")),
+        level=str(_resolve(level, "sweep.level")),
+        workers=int(_resolve(workers, "train.workers")),
+        params={normalize_method(k): dict(v) for k, v in (params or {}).items()},
+    )
+    if protocol.budget not in ("epochs", "steps"):
+        raise ConfigError(f"budget must be 'epochs' or 'steps', got {protocol.budget!r}")
+    key = protocol.key()
+    grid = build_grid(methods, fractions, seeds, key)
+    grid_methods = list(dict.fromkeys(s.method for s in grid if s.method != FULL))
+
+    out = Path(out) if out is not None else output_root() / f"sweep-{Path(data).stem}"
+    out = out.absolute()
+    config = {
+        "data": str(Path(data).absolute()),
+        "methods": grid_methods,
+        "fractions": fractions,
+        "seeds": seeds,
+        "protocol": protocol.to_dict(),
+        "protocol_key": key,
+        "backend": runner_backend.name,
+        "embed_charge": default("sweep.embed_charge"),
+        "n_train": n_train,
+        "n_val": int(len(ds.split_indices("val"))),
+        "runs": len(grid),
+        "command": command or " ".join(sys.argv),
+        "detreduce_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _prepare_out(out, config, overwrite)
+
+    feature_methods = frozenset(m for m in grid_methods if uses_features(m))
+    runner = TrialRunner(
+        data=str(data),
+        out=str(out),
+        protocol=protocol,
+        format=format,
+        on_error=on_error,
+        feature_methods=feature_methods,
+    )
+    runner._cache["dataset"] = ds
+    store = ResultsStore(out / RESULTS_NAME)
+    done = store.finished(("ok",) if retry_failed else ("ok", "failed"))
+    todo = [s for s in grid if s.run_id not in done]
+    total = len(grid)
+    log.info(
+        "sweep %s: %d runs (%d finished before, %d to run)", out, total, total - len(todo), len(todo)
+    )
+    for i, spec in enumerate(s for s in grid if s.run_id in done):
+        if on_event:
+            on_event(SweepEvent("skip", i + 1, total, spec))
+
+    if feature_methods and any(s.method in feature_methods for s in todo):
+        charged = sum(1 for s in grid if s.method in feature_methods)
+        feats, info = _embed_once(runner, out, protocol, charged, on_event)
+        runner.features_path, runner.embedding = str(feats), info
+
+    index = total - len(todo)
+    ran = failed = 0
+
+    def started(spec: TrialSpec) -> None:
+        if on_event:
+            on_event(SweepEvent("start", index + 1, total, spec))
+
+    for row in runner_backend.run(todo, runner, on_start=started):
+        store.append(row)
+        index += 1
+        ran += 1
+        failed += row.get("status") != "ok"
+        if on_event:
+            on_event(SweepEvent("done", index, total, None, row))
+    return SweepResult(
+        out=out,
+        results=store.path,
+        total=total,
+        ran=ran,
+        skipped=total - len(todo),
+        failed=failed,
+    )
