@@ -197,7 +197,7 @@ class EnergyMeter:
             "allow_multiple_runs": True,
             "output_methods": [],  # no emissions.csv in the working directory
         }
-        accepted = inspect.signature(OfflineEmissionsTracker.__init__).parameters
+        accepted = _init_parameters(OfflineEmissionsTracker)
         if "output_methods" not in accepted:  # codecarbon < 3
             wanted["save_to_file"] = False
         kwargs = {k: v for k, v in wanted.items() if k in accepted}
@@ -231,6 +231,20 @@ class EnergyMeter:
             cpu_model=str(data.cpu_model or ""),
         )
         return record, ""
+
+
+def _init_parameters(cls: type) -> set[str]:
+    """Keyword names ``cls(...)`` accepts, following ``**kwargs`` up the class hierarchy."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        names |= {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD}
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return names
 
 
 def hardware_modes(tracker: Any) -> tuple[str, str]:

@@ -26,9 +26,7 @@ def split_summary(ds: DetectionDataset) -> dict[str, Any]:
         "images": ds.num_images,
         "boxes": ds.num_boxes,
         "boxes_per_class": {name: int(c) for name, c in zip(ds.names, counts)},
-        "images_per_class": {
-            name: int(c) for name, c in zip(ds.names, ds.class_image_counts())
-        },
+        "images_per_class": {name: int(c) for name, c in zip(ds.names, ds.class_image_counts())},
         "boxes_per_image": {
             "min": int(per_image.min()) if len(per_image) else 0,
             "median": float(np.median(per_image)) if len(per_image) else 0.0,

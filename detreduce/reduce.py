@@ -84,7 +84,9 @@ def reduce_dataset(
     if features is None and method_uses_features(method):
         from detreduce.features import embed_dataset
 
-        emb = embed_dataset(train, backbone=backbone, level="both" if level == "box" else "image", device=device)
+        emb = embed_dataset(
+            train, backbone=backbone, level="both" if level == "box" else "image", device=device
+        )
         features = emb.image
         if level == "box":
             box_features = (emb.box_image, emb.box_class, emb.box)

@@ -23,7 +23,10 @@ def test_bccd_voc(bccd):
     # 4,155 RBC in the files, two of them zero-area boxes that are skipped and reported
     assert counts == {"Platelets": 361, "RBC": 4153, "WBC": 372}
     bad = sorted((p.file.rsplit("/", 1)[1], p.kind) for p in ds.problems)
-    assert bad == [("BloodImage_00338.xml", "degenerate_box"), ("BloodImage_00343.xml", "degenerate_box")]
+    assert bad == [
+        ("BloodImage_00338.xml", "degenerate_box"),
+        ("BloodImage_00343.xml", "degenerate_box"),
+    ]
     assert all(p.line is not None for p in ds.problems)
     assert (ds.image_sizes == [640, 480]).all()
 
@@ -33,8 +36,13 @@ def test_aquarium_roboflow_paths_resolve_as_ultralytics_does(aquarium):
     assert {s: len(ds.split_indices(s)) for s in ds.splits} == {"train": 448, "val": 127}
     train = ds.split("train")
     assert _per_class(train) == {
-        "fish": 1961, "jellyfish": 385, "penguin": 330, "puffin": 175,
-        "shark": 259, "starfish": 78, "stingray": 136,
+        "fish": 1961,
+        "jellyfish": 385,
+        "penguin": 330,
+        "puffin": 175,
+        "shark": 259,
+        "starfish": 78,
+        "stingray": 136,
     }
     assert (train.boxes_per_image() == 0).sum() == 1  # the one empty label file
     assert not ds.problems

@@ -87,7 +87,11 @@ def test_unreadable_image_is_skipped_with_its_boxes(syn, damage, reason):
     damage(img)
     if not img.exists():  # a missing image: list it explicitly so the reader expects it
         lst = syn.parent / "train.txt"
-        lst.write_text("\n".join(str(p) for p in sorted((syn.parent / "images" / "train").glob("*.jpg")) + [str(img)]))
+        lst.write_text(
+            "\n".join(
+                str(p) for p in sorted((syn.parent / "images" / "train").glob("*.jpg")) + [str(img)]
+            )
+        )
         text = syn.read_text().replace("train: images/train", f"train: {lst}")
         syn.write_text(text)
     ds = load_dataset(syn)
@@ -120,7 +124,9 @@ def test_empty_split_is_reported(syn):
 
 def test_empty_dataset_is_fatal(tmp_path):
     (tmp_path / "images" / "train").mkdir(parents=True)
-    (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/train\nnames: [a]\n")
+    (tmp_path / "data.yaml").write_text(
+        f"path: {tmp_path}\ntrain: images/train\nval: images/train\nnames: [a]\n"
+    )
     with pytest.raises(DatasetError, match="no images found"):
         load_dataset(tmp_path / "data.yaml")
 

@@ -79,4 +79,6 @@ def test_existing_output_needs_overwrite_and_survives_failure(ds, tmp_path):
 def test_bad_selection_is_rejected(ds, tmp_path, kept):
     train = ds.split_indices("train")
     with pytest.raises(ConfigError):
-        export_selection(ds, np.asarray([train[k] for k in kept], dtype=int), tmp_path / "o", method="x")
+        export_selection(
+            ds, np.asarray([train[k] for k in kept], dtype=int), tmp_path / "o", method="x"
+        )

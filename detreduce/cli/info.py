@@ -18,7 +18,9 @@ def info(
     format: FormatOpt = None,
     iscrowd: IscrowdOpt = ISCROWD_DEFAULT,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    max_problems: int = typer.Option(20, help="Problems listed in the text output (all in --json)."),
+    max_problems: int = typer.Option(
+        20, help="Problems listed in the text output (all in --json)."
+    ),
 ) -> None:
     """Images per split, boxes per class, box sizes, background images and every problem.
 
@@ -52,17 +54,17 @@ def _print(summary: dict, max_problems: int) -> None:
     for name in summary["classes"]:
         table.add_row(
             name,
-            *(f"{splits[s]['boxes_per_class'][name]} ({splits[s]['images_per_class'][name]})" for s in splits),
+            *(
+                f"{splits[s]['boxes_per_class'][name]} ({splits[s]['images_per_class'][name]})"
+                for s in splits
+            ),
         )
     table.add_section()
     table.add_row("images", *(str(splits[s]["images"]) for s in splits))
     table.add_row("background images", *(str(splits[s]["background_images"]) for s in splits))
     table.add_row(
         "boxes/image min/median/max",
-        *(
-            "{min}/{median:g}/{max}".format(**splits[s]["boxes_per_image"])
-            for s in splits
-        ),
+        *("{min}/{median:g}/{max}".format(**splits[s]["boxes_per_image"]) for s in splits),
     )
     for bucket in ("small", "medium", "large"):
         table.add_row(f"{bucket} boxes", *(str(splits[s]["box_sizes"][bucket]) for s in splits))

@@ -17,12 +17,16 @@ from detreduce.config import default
 @app.command()
 def reduce(
     data: DataArg,
-    method: str = typer.Option(default("reduce.method"), help="Selection method (see `detreduce methods`)."),
+    method: str = typer.Option(
+        default("reduce.method"), help="Selection method (see `detreduce methods`)."
+    ),
     fraction: str = typer.Option(
         str(default("reduce.fraction")),
         help="Share of train images to keep, in (0, 1], or an image count (e.g. 100).",
     ),
-    seed: int = typer.Option(default("reduce.seed"), help="Seed of every random choice (recorded)."),
+    seed: int = typer.Option(
+        default("reduce.seed"), help="Seed of every random choice (recorded)."
+    ),
     out: Path | None = typer.Option(None, help="Output folder (default: runs/reduce/<name>)."),
     balance: str | None = typer.Option(
         None, help="Class balance: none, classes or classes+boxes (default from cfg/balance.yaml)."
@@ -63,11 +67,17 @@ def reduce(
     for name, before in manifest["classes_before"].items():
         after = manifest["classes_after"][name]
         table.add_row(
-            name, str(before["images"]), str(after["images"]), str(before["boxes"]), str(after["boxes"])
+            name,
+            str(before["images"]),
+            str(after["images"]),
+            str(before["boxes"]),
+            str(after["boxes"]),
         )
     console.print(table)
     eps = (result.figures or {}).get("epsilon")
     if eps is not None:
         console.print(f"ε-representativeness: {eps}")
     console.print(f"wrote {result.data_yaml}", soft_wrap=True)
-    console.print(f"train it: yolo train data={result.data_yaml} model=yolov8n.yaml", soft_wrap=True)
+    console.print(
+        f"train it: yolo train data={result.data_yaml} model=yolov8n.yaml", soft_wrap=True
+    )

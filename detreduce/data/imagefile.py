@@ -7,6 +7,8 @@ Unknown formats fall back to Pillow's lazy ``Image.open`` (also header-only).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import struct
 from pathlib import Path
@@ -52,8 +54,20 @@ def _jpeg_size(f, head: bytes) -> tuple[int, int]:
         pos += 2 + length
 
 
+#: Files up to this many bytes are read whole in one call (and hashed for duplicates).
+SMALL_FILE = 65536
+
+
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) of an image from its header; raises :class:`BadImage`.
+    """(width, height) of an image from its header; raises :class:`BadImage`."""
+    return image_info(path)[:2]
+
+
+def image_info(path: str | os.PathLike) -> tuple[int, int, int, str | None]:
+    """(width, height, byte size, content hash or None) from the header; raises :class:`BadImage`.
+
+    Files up to :data:`SMALL_FILE` bytes are read in one call and hashed on the way,
+    so a duplicate check over small images costs no second pass.
 
     Also checks that a JPEG ends with its end-of-image marker and a PNG with its
     IEND chunk (the truncation test Ultralytics uses), and that sizes are positive.
@@ -64,8 +78,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise BadImage("file not found") from None
     if size == 0:
         raise BadImage("zero bytes")
+    digest = None
     try:
         with open(path, "rb") as f:
+            if size <= SMALL_FILE:
+                whole = f.read()
+                digest = hashlib.blake2b(whole, digest_size=16).hexdigest()
+                f = io.BytesIO(whole)
             head = f.read(1024)
             if head[:2] == b"\xff\xd8":
                 w, h = _jpeg_size(f, head)
@@ -85,7 +104,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise BadImage(f"unreadable ({exc})") from None
     if w <= 0 or h <= 0:
         raise BadImage(f"invalid size {w}x{h}")
-    return w, h
+    return w, h, size, digest
 
 
 def _pillow_size(path: str | os.PathLike) -> tuple[int, int]:

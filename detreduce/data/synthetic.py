@@ -98,7 +98,11 @@ def make_synthetic(
         split = "val" if i < n_val else "train"
         img = _background(rng, imgsz)
         lines = []
-        n_boxes = 0 if rng.random() < background_fraction else int(rng.integers(*boxes_per_image, endpoint=True))
+        n_boxes = (
+            0
+            if rng.random() < background_fraction
+            else int(rng.integers(*boxes_per_image, endpoint=True))
+        )
         for _ in range(n_boxes):
             cls = int(rng.choice(n_classes, p=weights))
             side = int(rng.uniform(*box_size) * imgsz)
@@ -111,15 +115,23 @@ def make_synthetic(
                 f"{side / imgsz:.6f} {side / imgsz:.6f}"
             )
             coco_docs[split]["annotations"].append(
-                {"id": ann_id, "image_id": f"img{i:05d}", "category_id": cls + 1,
-                 "bbox": [x1, y1, side, side], "area": side * side, "iscrowd": 0}
+                {
+                    "id": ann_id,
+                    "image_id": f"img{i:05d}",
+                    "category_id": cls + 1,
+                    "bbox": [x1, y1, side, side],
+                    "area": side * side,
+                    "iscrowd": 0,
+                }
             )
             ann_id += 1
         name = f"img{i:05d}"
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / "images" / split / f"{name}.jpg"), img)
-        (out / "labels" / split / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        (out / "labels" / split / f"{name}.txt").write_text(
+            "\n".join(lines) + ("\n" if lines else "")
+        )
         coco_docs[split]["images"].append(
             {"id": name, "file_name": f"{name}.jpg", "width": imgsz, "height": imgsz}
         )

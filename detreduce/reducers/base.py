@@ -85,7 +85,9 @@ class Reducer:
         result = self._select(X, k, groups, rng)
         idx = np.asarray(result.indices, dtype=np.int64)
         if len(idx) != k or len(np.unique(idx)) != k or idx.min() < 0 or idx.max() >= len(X):
-            raise AssertionError(f"{self.name} returned an invalid selection")  # a bug, not user error
+            raise AssertionError(
+                f"{self.name} returned an invalid selection"
+            )  # a bug, not user error
         return ReducerResult(indices=idx, scores=result.scores)
 
     def _select(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from detreduce.reducers.base import Reducer, ReducerResult, register
 
 

@@ -85,7 +85,18 @@ def summary_markdown(table: pd.DataFrame) -> str:
 
 def runs_markdown(df: pd.DataFrame) -> str:
     """Every run (latest row per run id) as a Markdown table."""
-    header = ["run", "status", "mAP50-95", "mAP50", "kWh total", "kWh train", "seconds", "epochs", "steps", "kept"]
+    header = [
+        "run",
+        "status",
+        "mAP50-95",
+        "mAP50",
+        "kWh total",
+        "kWh train",
+        "seconds",
+        "epochs",
+        "steps",
+        "kept",
+    ]
     rows = []
     for _, r in df.sort_values(["seed", "method", "fraction"]).iterrows():
         rows.append(
@@ -153,6 +164,10 @@ def write_report(run_dir: str | Path) -> Path:
     from detreduce.errors import DetReduceError
 
     run_dir = Path(run_dir)
+    if not (run_dir / "results.csv").exists():
+        raise DetReduceError(
+            f"{run_dir / 'results.csv'}: not found; point at a sweep folder (`detreduce sweep ... --out DIR`)"
+        )
     df, config = load_sweep(run_dir)
     if df.empty:
         raise DetReduceError(
@@ -207,7 +222,15 @@ def write_report(run_dir: str | Path) -> Path:
     if len(failed):
         parts += ["", "## Failed runs", ""]
         parts += [f"- `{r.run_id}`: {r.error}" for r in failed.itertuples()]
-    parts += ["", "Sweep config:", "", "```json", json.dumps(config, indent=2, default=str), "```", ""]
+    parts += [
+        "",
+        "Sweep config:",
+        "",
+        "```json",
+        json.dumps(config, indent=2, default=str),
+        "```",
+        "",
+    ]
     path = run_dir / REPORT_NAME
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(parts))

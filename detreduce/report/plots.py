@@ -52,6 +52,11 @@ def _dodge(i: int, n: int, width: float = 1.5) -> float:
     return 0.0 if n < 2 else width * (i / (n - 1) - 0.5)
 
 
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -84,7 +89,7 @@ def plot_map_vs_fraction(table: pd.DataFrame, path: Path, title: str = "") -> Pa
     ax.set_ylabel("mAP50-95 on the full val split")
     ax.set_title(title or "Accuracy vs training-set size (mean ± std over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _save(fig, path)
 
 
@@ -115,7 +120,7 @@ def plot_kwh_vs_fraction(table: pd.DataFrame, path: Path, title: str = "") -> Pa
     ax.set_title(title or "Energy vs training-set size (all phases, mean ± std)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _save(fig, path)
 
 
@@ -163,7 +168,7 @@ def plot_pareto(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax.set_ylabel("mAP50-95 on the full val split")
     ax.set_title(title or "Accuracy vs energy (up and left is better)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _save(fig, path)
 
 

@@ -100,14 +100,11 @@ def build_grid(
 ) -> list[TrialSpec]:
     """All trials of a sweep: per seed the full baseline first, then every method × fraction.
 
-    The random baseline is always included; duplicates are dropped; order is
+    The random baseline is always included (first); duplicates are dropped; order is
     seed-major so an interrupted sweep has complete seeds first.
     """
     names = [normalize_method(m) for m in methods if m.strip()]
-    names = [m for m in names if m != FULL]
-    if RANDOM not in names:
-        names.insert(0, RANDOM)
-    names = list(dict.fromkeys(names))
+    names = list(dict.fromkeys([RANDOM] + [m for m in names if m not in (FULL, RANDOM)]))
     fracs = parse_fractions(fractions)
     if not seeds:
         raise ConfigError("seeds: give at least one seed, e.g. --seeds 0")

@@ -35,6 +35,68 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _sum(*values: float | None) -> float | None:
+    """Sum, or None as soon as one part was not measured (never a silent undercount)."""
+    if any(v is None or v != v for v in values):
+        return None
+    return float(sum(values))
+
+
+def _div(value: float | None, n: int) -> float | None:
+    return None if value is None else float(value) / n
+
+
+def _train_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """The store's names for the fields of :meth:`detreduce.train.TrainResult.to_dict`."""
+    cpu, gpu = d.get("cpu_power_mode") or "", d.get("gpu_power_mode") or ""
+    return {
+        "map50": d.get("map50"),
+        "map50_95": d.get("map50_95"),
+        "precision": d.get("precision"),
+        "recall": d.get("recall"),
+        "kwh_training": d.get("train_kwh"),
+        "kwh_validation": d.get("val_kwh"),
+        "kwh_cpu": d.get("kwh_cpu"),
+        "kwh_gpu": d.get("kwh_gpu"),
+        "kwh_ram": d.get("kwh_ram"),
+        "co2_kg": d.get("kg_co2"),
+        "energy_mode": cpu if gpu in ("", "none") else f"{cpu}+{gpu}",
+        "seconds_training": d.get("train_seconds"),
+        "seconds_validation": d.get("val_seconds"),
+        "budget": d.get("budget"),
+        "epochs": d.get("epochs_run", d.get("epochs")),
+        "steps": d.get("optimizer_steps"),
+        "images_seen": d.get("images_seen"),
+        "per_class_ap": d.get("ap50_95_per_class"),
+        "budget_capped": d.get("budget_capped"),
+        "country": d.get("country_iso_code"),
+        "device": d.get("device"),
+    }
+
+
+def _compact(figures: dict[str, Any]) -> dict[str, Any]:
+    """The selection figures worth a results column (histograms stay in selection.json)."""
+    out: dict[str, Any] = {"balance": figures.get("balance")}
+    for key in ("box_share", "box_count_hist", "box_size_hist"):
+        if isinstance(figures.get(key), dict):
+            out[f"{key}_tv"] = figures[key].get("tv")
+    if figures.get("missing_classes"):
+        out["missing_classes"] = figures["missing_classes"]
+    for key in ("epsilon", "epsilon_box"):
+        if isinstance(figures.get(key), dict):
+            out[f"{key}_per_class"] = figures[key].get("per_class")
+    return out
+
+
+def _epsilon(figures: dict[str, Any], level: str) -> float | None:
+    """Overall ε of a selection's figures (box level when the sweep selects on crops)."""
+    block = figures.get("epsilon_box" if level == "box" else "epsilon") or figures.get("epsilon")
+    if not block:
+        return None
+    value = block.get("overall")
+    return float(value) if value is not None else None  # "inf" parses to inf
+
+
 def one_line(exc: BaseException) -> str:
     """``Type: message`` on one line (the first line of the message), for the store."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -88,9 +150,7 @@ class TrialRunner:
         if "features" not in self._cache:
             with np.load(self.features_path) as npz:
                 image = npz["image"]
-                box = (
-                    (npz["box_image"], npz["box_class"], npz["box"]) if "box" in npz else None
-                )
+                box = (npz["box_image"], npz["box_class"], npz["box"]) if "box" in npz else None
             self._cache["features"] = (image, box)
         return self._cache["features"]
 
@@ -127,14 +187,14 @@ class TrialRunner:
             "device": p.device,
             "budget": p.budget,
             "backbone": p.backbone if spec.method in self.feature_methods else "",
-            "balance": p.balance if spec.method != FULL else "",
+            "balance": "",
             "protocol": spec.protocol_key,
             "started_at": _now(),
         }
 
     def _run(self, spec: TrialSpec) -> dict[str, Any]:
         from detreduce.data.export import export_selection
-        from detreduce.energy import EnergyMeter
+        from detreduce.energy import measure
 
         run_dir = Path(self.out) / TRIALS_DIR / spec.run_id
         if run_dir.exists():  # left over by a run killed in flight: start it afresh
@@ -145,7 +205,7 @@ class TrialRunner:
         if len(train_rows) == 0:
             raise ConfigError(f"{self.data}: no train split to reduce")
 
-        with EnergyMeter("selection") as sel_meter:
+        with measure("selection") as sel_phase:
             kept, figures, params = self._select(spec, ds, train_rows)
             data_yaml = export_selection(
                 ds,
@@ -158,58 +218,95 @@ class TrialRunner:
                 overwrite=True,
                 extra={"run_id": spec.run_id, "figures": figures},
             )
+        sel = sel_phase.record
         achieved = len(kept) / len(train_rows)
-        train = self._train(spec, data_yaml, achieved, run_dir / "train")
-
-        uses_features = spec.method in self.feature_methods
-        emb_whole = float(self.embedding.get("kwh", 0.0)) if uses_features else 0.0
-        charged = int(self.embedding.get("charged_runs", 0)) or 1
-        emb_share = emb_whole / charged if uses_features else 0.0
-        emb_seconds = float(self.embedding.get("seconds", 0.0)) / charged if uses_features else 0.0
-        sel = sel_meter.result
-        kwh_train = float(train.get("kwh_training") or 0.0)
-        kwh_val = float(train.get("kwh_validation") or 0.0)
-        seconds_train = float(train.get("seconds_training") or 0.0)
-        seconds_val = float(train.get("seconds_validation") or 0.0)
+        train = _train_fields(self._train(spec, data_yaml, achieved, run_dir / "train"))
+        emb = self._embedding_share(spec)
+        eps = _epsilon(figures, self.protocol.level)
         return {
             **{k: train.get(k) for k in ("map50", "map50_95", "precision", "recall")},
-            "kwh_total": emb_share + sel.kwh + kwh_train + kwh_val,
-            "kwh_embedding": emb_share,
-            "kwh_embedding_whole": emb_whole,
+            "balance": figures.get("balance", ""),
+            "device": train.get("device") or self.protocol.device,
+            "kwh_embedding": emb["kwh_embedding"],
+            "kwh_embedding_whole": emb["kwh_embedding_whole"],
+            "seconds_embedding": emb["seconds_embedding"],
             "kwh_selection": sel.kwh,
-            "kwh_training": kwh_train,
-            "kwh_validation": kwh_val,
-            "kwh_cpu": (train.get("kwh_cpu") or 0.0) + sel.kwh_cpu,
-            "kwh_gpu": (train.get("kwh_gpu") or 0.0) + sel.kwh_gpu,
-            "kwh_ram": (train.get("kwh_ram") or 0.0) + sel.kwh_ram,
-            "co2_kg": (train.get("co2_kg") or 0.0) + sel.co2_kg,
-            "energy_mode": train.get("energy_mode") or sel.mode,
-            "seconds": emb_seconds + sel.seconds + seconds_train + seconds_val,
-            "seconds_embedding": emb_seconds,
+            "kwh_training": train.get("kwh_training"),
+            "kwh_validation": train.get("kwh_validation"),
+            "kwh_total": _sum(
+                emb["kwh_embedding"],
+                sel.kwh,
+                train.get("kwh_training"),
+                train.get("kwh_validation"),
+            ),
+            "kwh_cpu": _sum(emb["kwh_embedding_cpu"], sel.cpu_kwh, train.get("kwh_cpu")),
+            "kwh_gpu": _sum(emb["kwh_embedding_gpu"], sel.gpu_kwh, train.get("kwh_gpu")),
+            "kwh_ram": _sum(emb["kwh_embedding_ram"], sel.ram_kwh, train.get("kwh_ram")),
+            "co2_kg": _sum(sel.kg_co2, train.get("co2_kg")),
+            "energy_mode": train.get("energy_mode") or sel.cpu_mode,
+            "seconds": _sum(
+                emb["seconds_embedding"],
+                sel.seconds,
+                train.get("seconds_training"),
+                train.get("seconds_validation"),
+            ),
             "seconds_selection": sel.seconds,
-            "seconds_training": seconds_train,
-            "seconds_validation": seconds_val,
-            "budget": train.get("budget", self.protocol.budget),
+            "seconds_training": train.get("seconds_training"),
+            "seconds_validation": train.get("seconds_validation"),
+            "budget": train.get("budget") or self.protocol.budget,
             "epochs": train.get("epochs"),
             "steps": train.get("steps"),
             "images_seen": train.get("images_seen"),
             "n_train": len(train_rows),
             "n_kept": len(kept),
-            "eps": figures.get("eps", 0.0 if spec.method == FULL else None),
-            "class_share_tv": figures.get("class_share_tv", 0.0 if spec.method == FULL else None),
+            "eps": 0.0 if spec.method == FULL else eps,
+            "class_share_tv": 0.0
+            if spec.method == FULL
+            else (figures.get("box_share") or {}).get("tv"),
             "per_class_ap": train.get("per_class_ap"),
-            "figures": figures,
+            "figures": {
+                **_compact(figures),
+                "budget_capped": train.get("budget_capped"),
+                "country": train.get("country"),
+            },
             "run_dir": str(run_dir),
         }
 
+    def _embedding_share(self, spec: TrialSpec) -> dict[str, Any]:
+        """This run's share of the sweep's one embedding: whole / runs that use features.
+
+        Splitting keeps the sweep's total honest (the embedding counted once); the
+        whole cost is recorded too, for a user who would embed for one reduction only.
+        """
+        keys = ("kwh", "kwh_cpu", "kwh_gpu", "kwh_ram", "seconds")
+        if spec.method not in self.feature_methods or not self.embedding:
+            share = dict.fromkeys(keys, 0.0)
+            whole = 0.0
+        else:
+            n = max(1, int(self.embedding.get("charged_runs", 1)))
+            share = {k: _div(self.embedding.get(k), n) for k in keys}
+            whole = self.embedding.get("kwh")
+        return {
+            "kwh_embedding": share["kwh"],
+            "kwh_embedding_cpu": share["kwh_cpu"],
+            "kwh_embedding_gpu": share["kwh_gpu"],
+            "kwh_embedding_ram": share["kwh_ram"],
+            "seconds_embedding": share["seconds"],
+            "kwh_embedding_whole": whole,
+        }
+
     def _select(self, spec: TrialSpec, ds, train_rows: np.ndarray):
-        """Kept dataset rows, selection figures, and method parameters of one trial."""
+        """Kept dataset rows, selection figures, and method parameters of one trial.
+
+        Embeddings, when the sweep has them, are passed to every method (methods that
+        ignore them still get an ε), so ε is comparable across methods.
+        """
         if spec.method == FULL:
             return train_rows, {}, {}
         from detreduce.selection import select_images
 
         params = dict(self.protocol.params.get(spec.method, {}))
-        image, box = self.features() if spec.method in self.feature_methods else (None, None)
+        image, box = self.features()
         sel = select_images(
             ds.subset(train_rows),
             spec.method,
@@ -218,10 +315,12 @@ class TrialRunner:
             balance=self.protocol.balance,
             features=image,
             box_features=box,
-            level=self.protocol.level,
+            level=self.protocol.level if spec.method in self.feature_methods else "image",
             params=params or None,
         )
-        return train_rows[np.asarray(sel.indices)], dict(sel.figures or {}), params
+        figures = dict(sel.figures or {})
+        figures["balance"] = sel.balance
+        return train_rows[np.asarray(sel.indices)], figures, dict(sel.params or {})
 
     def _train(self, spec: TrialSpec, data_yaml: Path, fraction: float, out_dir: Path):
         from detreduce.train import train_yolo

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,7 +124,9 @@ def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
         old = json.loads(cfg_path.read_text())
         diff = [k for k in CONFIG_KEYS if _canon(old.get(k)) != _canon(config.get(k))]
         if diff:
-            details = "; ".join(f"{k}: {old.get(k)} → {config.get(k)}" for k in diff if k != "protocol")
+            details = "; ".join(
+                f"{k}: {old.get(k)} → {config.get(k)}" for k in diff if k != "protocol"
+            )
             if "protocol" in diff:
                 po, pn = old.get("protocol", {}), config["protocol"]
                 changed = [k for k in pn if _canon(po.get(k)) != _canon(pn.get(k))]
@@ -160,10 +161,13 @@ def _embed_once(
     info_path, feats_path = out / EMBEDDING_NAME, out / FEATURES_NAME
     if info_path.exists() and feats_path.exists():
         info = json.loads(info_path.read_text())
-        if info.get("fingerprint") == protocol.fingerprint and info.get("backbone") == protocol.backbone:
+        if (
+            info.get("fingerprint") == protocol.fingerprint
+            and info.get("backbone") == protocol.backbone
+        ):
             log.info("reusing the sweep's embeddings (%s)", feats_path)
             return feats_path, info
-    from detreduce.energy import EnergyMeter
+    from detreduce.energy import measure
     from detreduce.features import embed_dataset
 
     if on_event:
@@ -171,7 +175,7 @@ def _embed_once(
     ds = runner_data.dataset()
     train = ds.split("train")
     level = "both" if protocol.level == "box" else "image"
-    with EnergyMeter("embedding") as meter:
+    with measure("embedding") as phase:
         emb = embed_dataset(
             train,
             backbone=protocol.backbone,
@@ -187,18 +191,19 @@ def _embed_once(
     tmp = feats_path.with_name(feats_path.stem + ".tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(feats_path)
-    r = meter.result
+    r = phase.record
     info = {
         "backbone": protocol.backbone,
         "fingerprint": protocol.fingerprint,
         "n_images": int(len(arrays["image"])),
         "dim": int(arrays["image"].shape[1]),
         "kwh": r.kwh,
-        "kwh_cpu": r.kwh_cpu,
-        "kwh_gpu": r.kwh_gpu,
-        "kwh_ram": r.kwh_ram,
+        "kwh_cpu": r.cpu_kwh,
+        "kwh_gpu": r.gpu_kwh,
+        "kwh_ram": r.ram_kwh,
         "seconds": r.seconds,
-        "energy_mode": r.mode,
+        "energy_mode": r.cpu_mode,
+        "gpu_mode": r.gpu_mode,
         "charge": "split",
         "charged_runs": charged_runs,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -250,11 +255,14 @@ def run_sweep(
     fractions = parse_fractions(_resolve(fractions, "sweep.fractions"))
     seeds = [int(s) for s in _resolve(seeds, "sweep.seeds")]
     if not fractions:
-        raise ConfigError("fractions: give at least one fraction below 1, e.g. --fractions 0.25,0.5")
+        raise ConfigError(
+            "fractions: give at least one fraction below 1, e.g. --fractions 0.25,0.5"
+        )
     _check_methods(methods)
     retry_failed = bool(_resolve(retry_failed, "sweep.retry_failed"))
     runner_backend = get_backend(_resolve(backend, "sweep.backend"))
 
+    needs_features = any(uses_features(m) for m in methods)
     ds = load_dataset(data, format=format, on_error=on_error)
     n_train = len(ds.split_indices("train"))
     if n_train == 0:
@@ -268,7 +276,7 @@ def run_sweep(
         batch=int(_resolve(batch, "train.batch")),
         device=str(_resolve(device, "train.device")),
         budget=str(_resolve(budget, "train.budget")),
-        backbone=str(_resolve(backbone, "features.backbone")),
+        backbone=str(_resolve(backbone, "features.backbone")) if needs_features else "",
         balance=str(_resolve(balance, "balance.mode")),
         level=str(_resolve(level, "sweep.level")),
         workers=int(_resolve(workers, "train.workers")),
@@ -294,7 +302,7 @@ def run_sweep(
         "n_train": n_train,
         "n_val": int(len(ds.split_indices("val"))),
         "runs": len(grid),
-        "command": command or " ".join(sys.argv),
+        "command": command,
         "detreduce_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -315,7 +323,11 @@ def run_sweep(
     todo = [s for s in grid if s.run_id not in done]
     total = len(grid)
     log.info(
-        "sweep %s: %d runs (%d finished before, %d to run)", out, total, total - len(todo), len(todo)
+        "sweep %s: %d runs (%d finished before, %d to run)",
+        out,
+        total,
+        total - len(todo),
+        len(todo),
     )
     for i, spec in enumerate(s for s in grid if s.run_id in done):
         if on_event:
@@ -328,6 +340,7 @@ def run_sweep(
 
     index = total - len(todo)
     ran = failed = 0
+    by_id = {s.run_id: s for s in todo}
 
     def started(spec: TrialSpec) -> None:
         if on_event:
@@ -339,7 +352,7 @@ def run_sweep(
         ran += 1
         failed += row.get("status") != "ok"
         if on_event:
-            on_event(SweepEvent("done", index, total, None, row))
+            on_event(SweepEvent("done", index, total, by_id.get(row.get("run_id")), row))
     return SweepResult(
         out=out,
         results=store.path,

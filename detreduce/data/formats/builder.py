@@ -11,7 +11,7 @@ import numpy as np
 
 from detreduce.data.model import KEEP_PRIORITY, DetectionDataset
 from detreduce.data.problems import ProblemLog
-from detreduce.data.scan import find_duplicates, scan_sizes
+from detreduce.data.scan import find_duplicates, scan_images
 from detreduce.errors import DatasetError
 
 
@@ -51,19 +51,25 @@ class DatasetBuilder:
             raise DatasetError(f"{self.source}: no images found (empty dataset)")
         sizes = np.zeros((n, 2), dtype=np.int64)
         valid = np.ones(n, dtype=bool)
-        scanned = scan_sizes(self.paths)
-        for i, result in enumerate(scanned):
+        nbytes = [0] * n
+        hashes: list[str | None] = [None] * n
+        for i, result in enumerate(scan_images(self.paths)):
             if isinstance(result, str):
                 valid[i] = False
                 self.log.add("unreadable_image", self.paths[i], result)
                 continue
-            sizes[i] = self.known_sizes[i] or result
+            sizes[i] = self.known_sizes[i] or result[:2]
+            nbytes[i], hashes[i] = result[2], result[3]
         if check_duplicates:
             order = sorted(
                 np.flatnonzero(valid).tolist(),
                 key=lambda i: (_split_rank(self.splits[i]), i),
             )
-            dupes = find_duplicates([self.paths[i] for i in order])
+            dupes = find_duplicates(
+                [self.paths[i] for i in order],
+                [nbytes[i] for i in order],
+                [hashes[i] for i in order],
+            )
             for later, first in sorted(dupes.items()):
                 i, j = order[later], order[first]
                 valid[i] = False
@@ -99,7 +105,9 @@ class DatasetBuilder:
             image_sizes=sizes[keep_img],
             image_splits=np.asarray([self.splits[i] for i in keep_img], dtype=object),
             box_image=remap[box_image[keep_box]] if len(box_image) else [],
-            box_class=np.asarray(self.box_class, dtype=np.int64)[keep_box] if len(box_image) else [],
+            box_class=np.asarray(self.box_class, dtype=np.int64)[keep_box]
+            if len(box_image)
+            else [],
             box_xyxy=coords[keep_box].astype(np.float32),
             format=self.format,
             source=self.source,

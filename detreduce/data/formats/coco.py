@@ -130,4 +130,6 @@ def _add_annotation(ann, f, id_to_index, cat_to_class, builder, log, iscrowd) ->
     if w <= 0 or h <= 0:
         log.add("degenerate_box", str(f), f"{where}: zero or negative area bbox {ann['bbox']!r}")
         return
-    builder.add_box(id_to_index[ann["image_id"]], cat_to_class[ann["category_id"]], (x, y, x + w, y + h))
+    builder.add_box(
+        id_to_index[ann["image_id"]], cat_to_class[ann["category_id"]], (x, y, x + w, y + h)
+    )

@@ -131,7 +131,9 @@ def _add_objects(tree, lines, xml_file, idx, class_of, builder, log) -> None:
             log.add("unknown_class", str(xml_file), f"object name {name!r} not in names", line)
             continue
         try:
-            x1, y1, x2, y2 = (float(obj.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax"))
+            x1, y1, x2, y2 = (
+                float(obj.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")
+            )
         except (TypeError, ValueError):
             log.add("malformed_annotation", str(xml_file), "object without a numeric bndbox", line)
             continue

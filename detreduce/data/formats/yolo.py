@@ -54,8 +54,12 @@ def _resolve_entry(root: Path, entry: str) -> Path:
 
 def _images_of(source: Path, yaml_file: Path) -> list[str]:
     if source.is_dir():
+        suffixes = tuple(IMAGE_SUFFIXES)
         return sorted(
-            str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            os.path.join(d, f)
+            for d, _, files in os.walk(source)
+            for f in files
+            if f.lower().endswith(suffixes)
         )
     if source.is_file() and source.suffix == ".txt":
         parent = str(source.parent) + os.sep
@@ -90,7 +94,9 @@ def read_yolo(
     if not root.is_absolute():
         root = (yaml_file.parent / root).resolve()
     if not root.exists():
-        raise DatasetError(f"{yaml_file}: 'path: {cfg.get('path')}' does not exist (resolved {root})")
+        raise DatasetError(
+            f"{yaml_file}: 'path: {cfg.get('path')}' does not exist (resolved {root})"
+        )
 
     builder = DatasetBuilder(names, log, "yolo", str(yaml_file))
     label_dirs: set[str] = set()
@@ -120,8 +126,8 @@ def _read_label_file(
     path: str, image: int, nc: int, builder: DatasetBuilder, log: ProblemLog, tol: float
 ) -> None:
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            text = f.read().decode()
     except FileNotFoundError:
         return  # no label file: a background image, as in Ultralytics
     except (OSError, UnicodeDecodeError) as exc:
@@ -174,8 +180,7 @@ def _read_label_file(
         else:  # polygon: its bounding box, as Ultralytics' segments2boxes
             xs, ys = coords[0::2], coords[1::2]
             x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
-        x1, y1, x2, y2 = (min(max(v, 0.0), 1.0) for v in (x1, y1, x2, y2))
-        if x2 - x1 <= 0 or y2 - y1 <= 0:
+        if x2 - x1 <= 0 or y2 - y1 <= 0:  # a flat polygon
             log.add("degenerate_box", path, f"zero or negative area box {line.strip()!r}", lineno)
             continue
         builder.add_box(image, int(cls_value), (x1, y1, x2, y2), normalized=True)

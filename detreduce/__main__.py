@@ -1,0 +1,5 @@
+"""``python -m detreduce`` runs the CLI."""
+
+from detreduce.cli import entrypoint
+
+entrypoint()

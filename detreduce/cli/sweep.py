@@ -1,0 +1,180 @@
+"""``detreduce sweep``: methods × fractions × seeds with full and random baselines, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from detreduce.cli.app import app
+from detreduce.cli.common import ON_ERROR_DEFAULT, DataArg, FormatOpt, OnErrorOpt
+from detreduce.config import default
+
+
+def _csv(text: str, kind: type = str) -> list:
+    """``"a, b,c"`` → ``["a", "b", "c"]`` converted with ``kind``; a bad item is a ConfigError."""
+    from detreduce.errors import ConfigError
+
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        raise ConfigError(
+            f"cannot read {text!r} as a comma-separated list of {kind.__name__}"
+        ) from None
+
+
+def _join(values) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def command_line() -> str:
+    """The command as typed (recorded in sweep.json and quoted in the report)."""
+    import shlex
+    import sys
+
+    return "detreduce " + shlex.join(sys.argv[1:])
+
+
+def sweep_progress():
+    """A rich progress bar and an ``on_event`` callback that drives it (run i/N)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = progress.add_task("sweep", total=None)
+
+    def on_event(ev) -> None:
+        if ev.kind == "embed":
+            progress.update(task, description="embedding the train split (once per sweep)")
+            return
+        progress.update(task, total=ev.total)
+        if ev.kind == "skip":
+            progress.update(task, completed=ev.index)
+        elif ev.kind == "start":
+            s = ev.spec
+            progress.update(
+                task,
+                description=f"run {ev.index}/{ev.total}: {s.method} f={s.fraction:g} seed={s.seed}",
+            )
+        elif ev.kind == "done":
+            r = ev.row or {}
+            if r.get("status") == "ok":
+                progress.console.print(
+                    f"[green]✓[/] {r['run_id']}: mAP50-95 {float(r.get('map50_95') or 0):.3f}, "
+                    f"{float(r.get('kwh_total') or 0):.2e} kWh, {float(r.get('seconds') or 0):.0f} s"
+                )
+            else:
+                progress.console.print(f"[red]✗[/] {r.get('run_id')}: {r.get('error')}")
+            progress.update(task, completed=ev.index)
+
+    return progress, on_event
+
+
+@app.command()
+def sweep(
+    data: DataArg,
+    methods: str = typer.Option(
+        _join(default("sweep.methods")),
+        help="Comma-separated methods (see `detreduce methods`); random and full data are always added. "
+        "ultralytics-fraction is Ultralytics' fraction= (first N sorted files).",
+    ),
+    fractions: str = typer.Option(
+        _join(default("sweep.fractions")),
+        help="Comma-separated kept shares of the train split, e.g. 0.1,0.25,0.5.",
+    ),
+    seeds: str = typer.Option(
+        _join(default("sweep.seeds")), help="Comma-separated seeds, e.g. 0,1,2."
+    ),
+    out: Path | None = typer.Option(None, help="Sweep folder (default: runs/sweep-<dataset>)."),
+    model: str = typer.Option(default("train.model"), help="Ultralytics model YAML or .pt path."),
+    epochs: int = typer.Option(default("train.epochs"), help="Epochs of the full-data run."),
+    imgsz: int = typer.Option(
+        default("train.imgsz"), help="Training and validation image size (pixels)."
+    ),
+    batch: int = typer.Option(default("train.batch"), help="Images per batch."),
+    device: str = typer.Option(
+        default("train.device"), help="auto, cpu, 0, 0,1 (Ultralytics device)."
+    ),
+    budget: str = typer.Option(
+        default("train.budget"),
+        help="epochs: every run trains --epochs; steps: reduced runs train epochs/fraction (capped).",
+    ),
+    workers: int = typer.Option(default("train.workers"), help="Dataloader workers."),
+    backbone: str | None = typer.Option(
+        None, help="Embedding backbone (default: features.backbone)."
+    ),
+    balance: str | None = typer.Option(
+        None, help="none, classes or classes+boxes (default: balance.mode)."
+    ),
+    level: str = typer.Option(
+        default("sweep.level"), help="Select on image or box (crop) embeddings."
+    ),
+    backend: str = typer.Option(default("sweep.backend"), help="Trial runner: local."),
+    retry_failed: bool = typer.Option(
+        default("sweep.retry_failed"), help="Retry runs recorded as failed when resuming."
+    ),
+    report: bool = typer.Option(True, help="Write report.md and plots when the sweep ends."),
+    format: FormatOpt = None,
+    on_error: OnErrorOpt = ON_ERROR_DEFAULT,
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        "--force-new",
+        help="Discard the sweep already in --out and start afresh.",
+    ),
+) -> None:
+    """Train YOLO on reduced splits of DATA for every method × fraction × seed, and on full data.
+
+    Each finished run is appended to OUT/results.csv at once; rerunning the same
+    command skips finished runs, so an interrupted sweep resumes where it stopped.
+    """
+    from rich.console import Console
+
+    from detreduce.sweep import run_sweep
+
+    progress, on_event = sweep_progress()
+    with progress:
+        result = run_sweep(
+            data,
+            methods=_csv(methods),
+            fractions=_csv(fractions, float),
+            seeds=_csv(seeds, int),
+            out=out,
+            model=model,
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            budget=budget,
+            workers=workers,
+            backbone=backbone,
+            balance=balance,
+            level=level,
+            backend=backend,
+            retry_failed=retry_failed,
+            format=format,
+            on_error=on_error,
+            overwrite=overwrite,
+            on_event=on_event,
+            command=command_line(),
+        )
+    console = Console()
+    console.print(
+        f"{result.total} runs: {result.ran} ran now ({result.failed} failed), "
+        f"{result.skipped} finished before. Results: {result.results}",
+        soft_wrap=True,
+    )
+    if report:
+        from detreduce.report import write_report
+
+        console.print(f"Report: {write_report(result.out)}", soft_wrap=True)
+    else:
+        console.print(f"Write the report: detreduce report {result.out}", soft_wrap=True)

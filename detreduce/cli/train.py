@@ -1,0 +1,122 @@
+"""``detreduce train``: train YOLO on a data YAML, validate, and report mAP, seconds and kWh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from detreduce.cli.app import app
+from detreduce.config import default, output_root
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+@app.command()
+def train(
+    data_yaml: Path = typer.Argument(
+        ..., help="Ultralytics data YAML (e.g. the one `detreduce reduce` wrote).", show_default=False
+    ),
+    model: str = typer.Option(
+        default("train.model"), help="Model YAML (from scratch) or a local .pt file."
+    ),
+    epochs: int = typer.Option(default("train.epochs"), help="Epochs (before budget scaling)."),
+    imgsz: int = typer.Option(default("train.imgsz"), help="Train/val image size in pixels."),
+    batch: int = typer.Option(default("train.batch"), help="Batch size."),
+    device: str = typer.Option(default("train.device"), help="auto, cpu, 0, 0,1 ..."),
+    seed: int = typer.Option(default("train.seed"), help="Seed (training is deterministic)."),
+    workers: int = typer.Option(default("train.workers"), help="Dataloader workers."),
+    budget: str = typer.Option(
+        default("train.budget"),
+        help="epochs: same epochs for every run | steps: epochs / fraction (equal optimizer steps).",
+    ),
+    fraction: float = typer.Option(
+        default("train.fraction"), help="This split's share of the full train set (budget=steps)."
+    ),
+    max_epoch_scale: float = typer.Option(
+        default("train.max_epoch_scale"), help="budget=steps trains at most this x epochs."
+    ),
+    out: Path | None = typer.Option(
+        None, help="Output folder (default: runs/train/<dataset folder name>)."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace a finished run in the output folder."),
+    verbose: bool = typer.Option(
+        default("train.verbose"), help="Show Ultralytics' own logs and progress bars."
+    ),
+) -> None:
+    """Train YOLO on DATA_YAML's train split, validate on its full val split.
+
+    Writes OUT/result.json (mAP50, mAP50-95, per-class AP, precision, recall, seconds and
+    kWh of training and validation, the energy mode codecarbon used) and Ultralytics'
+    run under OUT/train. Nothing is downloaded.
+    """
+    from detreduce.train import RESULT_FILE, train_yolo
+
+    out_dir = out or output_root() / "train" / Path(data_yaml).absolute().parent.name
+    console = Console()
+    with Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=verbose,
+    ) as progress:
+        task = progress.add_task("train", total=None)
+        result = train_yolo(
+            data_yaml,
+            out_dir=out_dir,
+            model=model,
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            seed=seed,
+            workers=workers,
+            budget=budget,
+            fraction=fraction,
+            max_epoch_scale=max_epoch_scale,
+            verbose=verbose,
+            overwrite=overwrite,
+            on_epoch_end=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    row = result.to_dict()
+    table = Table(title=f"{Path(result.model).name} on {result.data_yaml}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    capped = " (capped)" if result.budget_capped else ""
+    table.add_row("budget", f"{result.budget}, fraction {result.fraction:g}{capped}")
+    table.add_row(
+        "epochs / steps / images seen",
+        f"{result.epochs_run} / {result.optimizer_steps} / {result.images_seen}",
+    )
+    table.add_row("mAP50-95", f"{result.map50_95:.4f}")
+    table.add_row("mAP50", f"{result.map50:.4f}")
+    table.add_row("precision / recall", f"{result.precision:.3f} / {result.recall:.3f}")
+    table.add_row("seconds (train + val)", f"{result.train_seconds:.1f} + {result.val_seconds:.1f}")
+    table.add_row(
+        "kWh (cpu / gpu / ram)",
+        f"{_fmt(row['kwh_total'], '.3g')} ({_fmt(row['kwh_cpu'], '.2g')} / "
+        f"{_fmt(row['kwh_gpu'], '.2g')} / {_fmt(row['kwh_ram'], '.2g')})",
+    )
+    table.add_row("kg CO2", f"{_fmt(row['kg_co2'], '.3g')} ({row['country_iso_code']})")
+    table.add_row("power mode (cpu / gpu)", f"{row['cpu_power_mode']} / {row['gpu_power_mode']}")
+    console.print(table)
+    per_class = Table(title="per-class AP on val (n/a: no val boxes)")
+    for col in ("class", "AP50", "AP50-95"):
+        per_class.add_column(col, justify="left" if col == "class" else "right")
+    for name in result.class_names:
+        per_class.add_row(
+            name,
+            _fmt(result.ap50_per_class.get(name), ".4f"),
+            _fmt(result.ap50_95_per_class.get(name), ".4f"),
+        )
+    console.print(per_class)
+    console.print(f"wrote {Path(result.out_dir) / RESULT_FILE}", soft_wrap=True)

@@ -1,0 +1,242 @@
+"""From a method name to a selection of images: the glue between reducers, balance and metrics.
+
+:func:`select_images` is what ``detreduce reduce`` and the sweeps call: it resolves the
+budget, runs a registered reducer under a balance mode (:mod:`detreduce.balance`) on
+image or aggregated crop embeddings, and attaches the figures of :mod:`detreduce.metrics`.
+It also holds the one dataset-level baseline that is not a reducer, because it needs
+file names: ``ultralytics_fraction``, what Ultralytics' ``fraction=`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detreduce.balance import balanced_select, check_mode
+from detreduce.config import default
+from detreduce.data.model import DetectionDataset
+from detreduce.errors import ConfigError
+from detreduce.metrics import selection_figures
+from detreduce.reducers import get_reducer, resolve_budget
+
+#: Dataset-level baselines (not reducers): canonical name → aliases.
+ULTRALYTICS_FRACTION = "ultralytics_fraction"
+_DATASET_METHODS = {"ultralytics_fraction": ULTRALYTICS_FRACTION}
+LEVELS = ("image", "box")
+
+
+@dataclass(frozen=True)
+class ImageSelection:
+    """The images kept from a (train split) dataset, and how and why.
+
+    Attributes:
+        indices: image indices into the dataset given, exactly the budget.
+        method: canonical method name.
+        params: the reducer's full parameters (explicit and defaults), for the manifest.
+        seed: the seed used.
+        balance: ``none``, ``classes`` or ``classes+boxes`` (``none`` for baselines that
+            ignore labels).
+        level: ``image`` or ``box`` (which embeddings the reducer saw).
+        budget: the number of images kept (== ``len(indices)``).
+        figures: :func:`detreduce.metrics.selection_figures` of the selection.
+        strata: images kept per stratum, and the images reserved to keep every class.
+        scores: per-image scores from the reducer where it gives them (NaN elsewhere).
+    """
+
+    indices: np.ndarray
+    method: str
+    params: dict[str, Any]
+    seed: int
+    balance: str
+    level: str
+    budget: int
+    figures: dict[str, Any] = field(default_factory=dict)
+    strata: dict[str, Any] = field(default_factory=dict)
+    scores: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record (without scores) for ``selection.json``."""
+        return {
+            "method": self.method,
+            "params": self.params,
+            "seed": self.seed,
+            "balance": self.balance,
+            "level": self.level,
+            "budget": self.budget,
+            "indices": [int(i) for i in self.indices],
+            "strata": self.strata,
+            "figures": self.figures,
+        }
+
+
+def canonical_method(method: str) -> str:
+    """Lower-case, ``-`` → ``_``; dataset-level baselines keep their own names."""
+    key = method.strip().lower().replace("-", "_")
+    return _DATASET_METHODS.get(key, key)
+
+
+def ultralytics_fraction_indices(dataset: DetectionDataset, fraction: float | int) -> np.ndarray:
+    """What Ultralytics' ``fraction=`` keeps: the first N files of the sorted image list.
+
+    Ultralytics 8.x ``BaseDataset.get_img_files`` sorts the image paths (Python string
+    order) and keeps ``im_files[: round(len(im_files) * fraction)]`` — not random, not class
+    aware. N uses Python's ``round`` as Ultralytics does (half to even); an int is a count.
+    """
+    n = dataset.num_images
+    k = resolve_budget(fraction, n)
+    order = sorted(range(n), key=lambda i: str(dataset.image_paths[i]))
+    return np.asarray(order[:k], dtype=np.int64)
+
+
+def crop_image_vectors(
+    n_images: int,
+    box_image: np.ndarray,
+    box_class: np.ndarray,
+    matrix: np.ndarray,
+    fallback: np.ndarray | None = None,
+) -> np.ndarray:
+    """One vector per image from its crop embeddings: the mean over its classes of the
+    imagewise-classwise mean crop (each class present weighs the same, so one platelet
+    is not drowned by twenty red cells). Images without crops get their row of
+    ``fallback`` (the image embeddings, same width) when given, else the mean vector.
+    O(m·d) for m crops.
+    """
+    box_image = np.asarray(box_image, dtype=np.int64)
+    box_class = np.asarray(box_class, dtype=np.int64)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if not len(box_image) == len(box_class) == len(matrix) or matrix.ndim != 2:
+        raise ConfigError("box_features: box_image, box_class and matrix must align (m, m, m × d)")
+    if len(box_image) and (box_image.min() < 0 or box_image.max() >= n_images):
+        raise ConfigError(f"box_features: box_image holds an index outside [0, {n_images})")
+    d = matrix.shape[1]
+    n_cls = int(box_class.max()) + 1 if len(box_class) else 1
+    pair = box_image * n_cls + box_class
+    keys, inv = np.unique(pair, return_inverse=True)
+    pair_sum = np.zeros((len(keys), d))
+    np.add.at(pair_sum, inv, matrix)
+    pair_mean = pair_sum / np.bincount(inv, minlength=len(keys))[:, None]
+    img_of_pair = keys // n_cls
+    out = np.zeros((n_images, d))
+    np.add.at(out, img_of_pair, pair_mean)
+    npairs = np.bincount(img_of_pair, minlength=n_images)
+    has = npairs > 0
+    out[has] /= npairs[has, None]
+    if (~has).any():
+        if fallback is not None:
+            fallback = np.asarray(fallback)
+            if fallback.shape != (n_images, d):
+                raise ConfigError(
+                    f"level='box': image features of shape {fallback.shape} cannot stand in for "
+                    f"images without boxes (expected ({n_images}, {d}))"
+                )
+            out[~has] = fallback[~has]
+        else:
+            out[~has] = pair_mean.mean(0) if len(pair_mean) else 0.0
+    return out.astype(np.float32)
+
+
+def select_images(
+    dataset: DetectionDataset,
+    method: str,
+    fraction: float | int,
+    seed: int = 0,
+    balance: str | None = None,
+    features: np.ndarray | None = None,
+    box_features: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    level: str = "image",
+    params: dict[str, Any] | None = None,
+    *,
+    strata: list[str] | None = None,
+    strategy: str | None = None,
+    metric: str | None = None,
+    with_figures: bool = True,
+) -> ImageSelection:
+    """Keep ``fraction`` of ``dataset``'s images with ``method`` under ``balance``.
+
+    Args:
+        dataset: the dataset to reduce (the train split: val/test are never reduced).
+        method: a registered reducer (``detreduce methods``) or ``ultralytics_fraction``.
+        fraction: a float in (0, 1] (rounded to the nearest image) or an int count in [1, n].
+        seed: seeds every random choice; recorded.
+        balance: ``none``, ``classes`` or ``classes+boxes`` (default ``balance.mode``).
+        features: image embeddings aligned with ``dataset``'s images (n × d).
+        box_features: ``(box_image, box_class, matrix)`` crop embeddings (m × d).
+        level: ``image`` (reduce on ``features``) or ``box`` (reduce on one vector per
+            image built from its crops, see :func:`crop_image_vectors`).
+        params: keyword parameters of the reducer.
+        strata, strategy: override the balance mode's strata schemes and strategy.
+        metric: ε distance (``chebyshev`` or ``euclidean``; default ``balance.metric``).
+        with_figures: compute :func:`~detreduce.metrics.selection_figures` (ε needs
+            embeddings and is left out without them).
+    """
+    n = dataset.num_images
+    if n == 0:
+        raise ConfigError("the dataset has no images to select from")
+    if isinstance(fraction, bool) or not isinstance(
+        fraction, int | float | np.integer | np.floating
+    ):
+        raise ConfigError(f"fraction must be a float in (0, 1] or an image count, got {fraction!r}")
+    k = resolve_budget(fraction, n)
+    balance = check_mode(default("balance.mode") if balance is None else balance)
+    if level not in LEVELS:
+        raise ConfigError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
+    params = dict(params or {})
+    name = canonical_method(method)
+    if features is not None:
+        features = np.asarray(features)
+        if features.ndim != 2 or len(features) != n:
+            raise ConfigError(
+                f"features must be aligned with the {n} images (n × d), got shape {features.shape}"
+            )
+
+    strata_info: dict[str, Any] = {}
+    scores = None
+    if name == ULTRALYTICS_FRACTION:
+        if params:
+            raise ConfigError(f"method {name!r} takes no parameters, got {sorted(params)}")
+        indices = ultralytics_fraction_indices(dataset, k)
+        balance = "none"
+        full_params: dict[str, Any] = {}
+    else:
+        reducer = get_reducer(name, **params)
+        name = reducer.name
+        full_params = reducer.get_params()
+        X = features
+        if level == "box":
+            if box_features is None:
+                raise ConfigError(
+                    "level='box' needs box_features=(box_image, box_class, crop embeddings)"
+                )
+            X = crop_image_vectors(n, *box_features, fallback=features)
+        result = balanced_select(
+            dataset, reducer, k, X=X, mode=balance, strata=strata, strategy=strategy, seed=seed
+        )
+        indices, scores = result.indices, result.scores
+        strata_info = {
+            "schemes": result.schemes,
+            "strategy": result.strategy,
+            "kept_per_stratum": result.quotas,
+            "reserved_for_classes": result.reserved,
+        }
+
+    if len(indices) != k or len(np.unique(indices)) != k:
+        raise AssertionError(f"{name}: selection of {len(indices)} images, expected {k}")  # a bug
+    figures = (
+        selection_figures(dataset, indices, features, box_features=box_features, metric=metric)
+        if with_figures
+        else {}
+    )
+    return ImageSelection(
+        indices=np.asarray(indices, dtype=np.int64),
+        method=name,
+        params=full_params,
+        seed=int(seed),
+        balance=balance,
+        level=level,
+        budget=k,
+        figures=figures,
+        strata=strata_info,
+        scores=scores,
+    )

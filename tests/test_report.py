@@ -1,0 +1,119 @@
+"""The sweep report: figures computed from a hand-made results.csv, Markdown and PNG plots."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+from detreduce.cli import main
+from detreduce.errors import DetReduceError
+from detreduce.report import pareto_front, summary_table, write_report
+from detreduce.sweep.store import read_results
+
+RESULTS = """run_id,method,fraction,seed,status,map50,map50_95,kwh_total,seconds,eps,energy_mode,error
+full_f1_s0,full,1.0,0,ok,0.6,0.40,0.010,100,0,cpu_load,
+full_f1_s1,full,1.0,1,ok,0.7,0.50,0.012,110,0,cpu_load,
+random_f0.5_s0,random,0.5,0,ok,0.5,0.30,0.006,50,0.9,cpu_load,
+random_f0.5_s1,random,0.5,1,ok,0.5,0.35,0.006,52,0.8,cpu_load,
+clc_f0.5_s0,clc,0.5,0,ok,0.55,0.36,0.007,60,0.5,cpu_load,
+clc_f0.5_s1,clc,0.5,1,ok,0.56,0.38,0.007,61,0.7,cpu_load,
+clc_f0.25_s0,clc,0.25,0,failed,,,,,,,RuntimeError: out of memory
+clc_f0.25_s1,clc,0.25,1,ok,0.4,0.20,0.004,30,1.2,cpu_load,
+"""
+
+CONFIG = {
+    "data": "/data/bccd",
+    "seeds": [0, 1],
+    "command": "detreduce sweep /data/bccd --methods clc --fractions 0.25,0.5 --seeds 0,1",
+    "protocol": {
+        "model": "yolov8n.yaml",
+        "epochs": 30,
+        "imgsz": 320,
+        "batch": 16,
+        "device": "cpu",
+        "budget": "epochs",
+        "backbone": "mobilenet_v2",
+        "balance": "classes",
+        "level": "image",
+    },
+}
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    d = tmp_path / "bccd-sweep"
+    d.mkdir()
+    (d / "results.csv").write_text(RESULTS)
+    (d / "sweep.json").write_text(json.dumps(CONFIG))
+    (d / "embedding.json").write_text(
+        json.dumps({"kwh": 0.002, "seconds": 40, "backbone": "mobilenet_v2", "charged_runs": 4})
+    )
+    return d
+
+
+def test_summary_table_figures_relative_to_full(sweep_dir):
+    table = summary_table(read_results(sweep_dir)).set_index(["method", "fraction"])
+    # baselines first, then methods; fractions ascending
+    assert list(table.index) == [("full", 1.0), ("random", 0.5), ("clc", 0.25), ("clc", 0.5)]
+    full, rnd, clc25, clc50 = (table.loc[k] for k in table.index)
+    assert full["map50_95"] == pytest.approx(0.45)
+    assert full["map50_95_std"] == pytest.approx(0.05)
+    assert full["map_rel"] == pytest.approx(1.0)
+    assert rnd["map_rel"] == pytest.approx(0.325 / 0.45)
+    assert rnd["kwh_saved"] == pytest.approx(1 - 0.006 / 0.011)
+    assert clc50["map_rel"] == pytest.approx(0.37 / 0.45)
+    assert clc50["eps"] == pytest.approx(0.6)
+    assert clc50["seconds"] == pytest.approx(60.5)
+    # the failed seed is counted, not averaged in
+    assert (clc25["n"], clc25["failed"]) == (1, 1)
+    assert clc25["map50_95"] == pytest.approx(0.20)
+
+
+def test_pareto_front_keeps_only_non_dominated_points():
+    pts = pd.DataFrame(
+        {"kwh": [1.0, 2.0, 3.0, 2.5, 4.0], "map50_95": [0.1, 0.3, 0.2, 0.35, 0.5]},
+        index=list("abcde"),
+    )
+    assert list(pareto_front(pts).index) == ["a", "b", "d", "e"]
+
+
+def test_write_report_writes_markdown_table_and_readable_plots(sweep_dir):
+    path = write_report(sweep_dir)
+    assert path == sweep_dir / "report.md"
+    text = path.read_text()
+    # protocol stated
+    for needle in (
+        "yolov8n.yaml",
+        "imgsz 320",
+        "`epochs`",
+        "epochs = 30",
+        "cpu_load",
+        "device `cpu`",
+    ):
+        assert needle in text, needle
+    assert "split evenly over the 4 reduced runs" in text
+    assert CONFIG["command"] in text
+    # one table row per (method, fraction) with relative figures
+    assert "| full | 1.00 | 2 | 0.450 ± 0.050 | 0.650 | 100.0 % | 0.011 | – | 0 | 105 |" in text
+    assert "| random | 0.50 | 2 | 0.325 ± 0.025 | 0.500 | 72.2 % | 0.006 | +45.5 % |" in text
+    assert "| clc | 0.25 | 1 (1 failed) | 0.200 ± 0.000 |" in text
+    assert "RuntimeError: out of memory" in text
+    for name in ("map_vs_fraction", "kwh_vs_fraction", "pareto"):
+        png = sweep_dir / "plots" / f"{name}.png"
+        assert f"plots/{name}.png" in text
+        img = mpimg.imread(png)
+        assert img.shape[0] > 300 and img.shape[1] > 500  # a real figure, not an empty file
+
+
+def test_report_cli_prints_the_path(sweep_dir, capsys):
+    assert main(["report", str(sweep_dir)]) == 0
+    assert str(sweep_dir / "report.md") in capsys.readouterr().out.replace("\n", "")
+
+
+def test_report_without_results_is_a_clear_error(tmp_path):
+    with pytest.raises(DetReduceError, match="results.csv"):
+        write_report(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2

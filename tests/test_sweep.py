@@ -1,0 +1,192 @@
+"""Sweeps: grid and run ids, the append-only store, resume after kill -9, failed runs.
+
+The end-to-end tests train YOLO for real (1 epoch, imgsz 64) on a tiny synthetic dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from detreduce.errors import ConfigError, OutputExistsError
+from detreduce.sweep import ResultsStore, build_grid, read_results, run_sweep
+from detreduce.sweep.grid import Protocol
+
+TINY = {"epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu", "workers": 0}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from detreduce.data.synthetic import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("synth"), n_images=24, imgsz=64, seed=0)
+
+
+# ------------------------------------------------------------------------- grid
+def _protocol(**change):
+    base = dict(
+        dataset="/d",
+        fingerprint="f",
+        model="yolov8n.yaml",
+        epochs=1,
+        imgsz=64,
+        batch=8,
+        device="cpu",
+        budget="epochs",
+        backbone="",
+        balance="classes",
+        level="image",
+        workers=0,
+    )
+    return Protocol(**{**base, **change})
+
+
+def test_grid_adds_full_and_random_baselines_once_per_seed():
+    key = _protocol().key()
+    grid = build_grid(["ultralytics-fraction", "random"], [0.5, 0.25, 1.0], [0, 1], key)
+    runs = [(s.method, s.fraction, s.seed) for s in grid]
+    assert runs[:5] == [
+        ("full", 1.0, 0),
+        ("random", 0.25, 0),
+        ("random", 0.5, 0),
+        ("ultralytics_fraction", 0.25, 0),
+        ("ultralytics_fraction", 0.5, 0),
+    ]
+    assert len(runs) == 10 and len(set(runs)) == 10
+    assert len({s.run_id for s in grid}) == 10
+
+
+def test_run_id_is_stable_and_changes_with_the_protocol():
+    a = build_grid(["random"], [0.5], [0], _protocol().key())
+    b = build_grid(["random"], [0.5], [0], _protocol().key())
+    c = build_grid(["random"], [0.5], [0], _protocol(epochs=2).key())
+    assert [s.run_id for s in a] == [s.run_id for s in b]
+    assert {s.run_id for s in a}.isdisjoint(s.run_id for s in c)
+
+
+@pytest.mark.parametrize("bad", [[0.0], [1.5], ["half"]])
+def test_bad_fractions_are_rejected(bad):
+    with pytest.raises(ConfigError, match="fractions"):
+        build_grid(["random"], bad, [0], "k")
+
+
+# ------------------------------------------------------------------------ store
+def test_store_drops_a_truncated_last_line_and_appends_cleanly(tmp_path):
+    store = ResultsStore(tmp_path / "results.csv")
+    store.append({"run_id": "a", "method": "random", "fraction": 0.5, "seed": 0, "status": "ok"})
+    store.append({"run_id": "b", "method": "full", "fraction": 1.0, "seed": 0, "status": "ok"})
+    with open(store.path, "ab") as fh:  # a writer killed mid-line
+        fh.write(b"c,random,0.25,0,o")
+    assert [r["run_id"] for r in store.rows()] == ["a", "b"]
+    assert store.finished() == {"a", "b"}
+    store.append({"run_id": "c", "method": "random", "fraction": 0.25, "seed": 0, "status": "ok"})
+    lines = store.path.read_text().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("c,random,0.25,0,ok")
+    df = read_results(tmp_path)
+    assert list(df["run_id"]) == ["a", "b", "c"]
+    assert df["fraction"].dtype.kind == "f"
+
+
+def test_store_keeps_unknown_keys_and_one_line_errors(tmp_path):
+    store = ResultsStore(tmp_path / "results.csv")
+    store.append({"run_id": "a", "status": "failed", "error": "boom\non two lines", "new_key": 3})
+    (row,) = store.rows()
+    assert row["error"] == "boom on two lines"
+    assert '"new_key":3' in row["figures"]
+
+
+def test_latest_row_per_run_wins(tmp_path):
+    store = ResultsStore(tmp_path / "results.csv")
+    store.append({"run_id": "a", "method": "random", "status": "failed", "error": "x"})
+    store.append({"run_id": "a", "method": "random", "status": "ok", "map50_95": 0.3})
+    df = read_results(tmp_path)
+    assert len(df) == 1 and df.loc[0, "status"] == "ok" and df.loc[0, "map50_95"] == 0.3
+    assert len(read_results(tmp_path, latest=False)) == 2
+
+
+# ------------------------------------------------------------------- end to end
+def _wait_for_rows(path, n, proc, timeout=240):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if path.exists() and len(ResultsStore(path).rows()) >= n:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"sweep exited early ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.1)
+    pytest.fail("no finished run recorded in time")
+
+
+@pytest.mark.slow
+def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, tmp_path):
+    out = tmp_path / "sweep"
+    args = ["--methods", "ultralytics-fraction", "--fractions", "0.5", "--seeds", "0"]
+    args += ["--epochs", "1", "--imgsz", "64", "--batch", "8", "--device", "cpu"]
+    args += ["--workers", "0", "--out", str(out), "--no-report"]
+    cmd = [sys.executable, "-m", "detreduce", "sweep", str(tiny_data), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_rows(out / "results.csv", 1, proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    first = ResultsStore(out / "results.csv").rows()
+    assert len(first) == 1 and first[0]["method"] == "full" and first[0]["status"] == "ok"
+
+    result = run_sweep(tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **TINY, command="test")
+    assert (result.total, result.skipped) == (3, 1)
+    rows = ResultsStore(out / "results.csv").rows()
+    ids = [r["run_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 3  # every run exactly once
+    assert rows[0] == first[0]  # the finished run was not redone
+    df = read_results(out).set_index("method")
+    assert set(df.index) == {"full", "random", "ultralytics_fraction"}
+    assert (df["status"] == "ok").all()
+    assert df.loc["full", "n_kept"] == df.loc["full", "n_train"] == 18
+    assert df.loc["random", "n_kept"] == 9 and df.loc["random", "epochs"] == 1
+    assert (df["kwh_total"] > 0).all() and (df["seconds"] > 0).all()
+    assert (df["kwh_total"] >= df["kwh_training"]).all()
+    assert df["map50_95"].notna().all()
+
+    # a plain rerun does nothing; another config into the same folder is refused
+    again = run_sweep(tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **TINY)
+    assert (again.ran, again.skipped) == (0, 3)
+    with pytest.raises(OutputExistsError, match="epochs: 1 → 2"):
+        run_sweep(tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **{**TINY, "epochs": 2})
+
+    from detreduce.report import write_report
+
+    text = write_report(out).read_text()
+    assert "| ultralytics_fraction | 0.50 | 1 |" in text
+    assert (out / "plots" / "pareto.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_failed_run_is_recorded_and_the_sweep_goes_on(tiny_data, tmp_path, monkeypatch):
+    from detreduce.sweep.runner import TrialRunner
+
+    real_train = TrialRunner._train
+
+    def flaky_train(self, spec, *args, **kwargs):
+        if spec.is_full:
+            raise RuntimeError("CUDA out of memory\nsecond line")
+        return real_train(self, spec, *args, **kwargs)
+
+    monkeypatch.setattr(TrialRunner, "_train", flaky_train)
+    out = tmp_path / "sweep"
+    result = run_sweep(tiny_data, ["random"], [0.5], [0], out, **TINY)
+    assert (result.ran, result.failed) == (2, 1)
+    df = read_results(out).set_index("method")
+    assert df.loc["full", "status"] == "failed"
+    assert df.loc["full", "error"] == "RuntimeError: CUDA out of memory"
+    assert df.loc["random", "status"] == "ok"  # the sweep went on
+
+    monkeypatch.setattr(TrialRunner, "_train", real_train)  # fixed: the rerun retries it
+    again = run_sweep(tiny_data, ["random"], [0.5], [0], out, **TINY)
+    assert (again.ran, again.skipped, again.failed) == (1, 1, 0)
+    assert read_results(out).set_index("method").loc["full", "status"] == "ok"
+    assert len(read_results(out, latest=False)) == 3
