@@ -38,7 +38,9 @@ def parse_names(raw, yaml_file: Path) -> list[str]:
         try:
             ids = sorted(int(k) for k in raw)
         except (TypeError, ValueError):
-            raise DatasetError(f"{yaml_file}: names keys must be integers, got {list(raw)[:5]}")
+            raise DatasetError(
+                f"{yaml_file}: names keys must be integers, got {list(raw)[:5]}"
+            ) from None
         if ids != list(range(len(ids))):
             raise DatasetError(f"{yaml_file}: names ids must be 0..{len(ids) - 1}, got {ids}")
         return [str(raw[k] if k in raw else raw[str(k)]) for k in ids]

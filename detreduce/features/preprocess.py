@@ -1,0 +1,119 @@
+"""Pixel preprocessing shared by every backbone: decode, resize, box crops.
+
+Everything here works on ``uint8`` HWC RGB arrays and stays in uint8: normalization
+to the backbone's mean/std happens on the device, so a batch crosses to the GPU at a
+quarter of the float32 size. The functions are pure and run inside DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+RESIZE_POLICIES = ("squash", "letterbox")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes a network input, declared next to the weights.
+
+    Attributes:
+        size: square input side in pixels.
+        resize: ``squash`` (whole image warped to the square: keeps the full field of
+            view, what classifiers see for an image embedding) or ``letterbox``
+            (aspect kept, padded with ``pad_value``: what YOLO is trained on).
+        mean, std: per-channel RGB normalization in [0, 1] units; ``None`` means the
+            model takes raw uint8 pixels (the non-neural fallback).
+        pad_value: letterbox padding grey level (Ultralytics uses 114).
+    """
+
+    size: int
+    resize: str = "squash"
+    mean: tuple[float, float, float] | None = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] | None = (0.229, 0.224, 0.225)
+    pad_value: int = 114
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_POLICIES:
+            raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {self.resize!r}")
+        if self.size < 8:
+            raise ValueError(f"input size must be at least 8 pixels, got {self.size}")
+
+    def key(self) -> dict:
+        """The parameters that change the pixels a network sees (part of cache keys)."""
+        return asdict(self)
+
+
+def decode(path: str) -> np.ndarray | None:
+    """RGB uint8 HWC pixels of an image file, or None when it cannot be decoded.
+
+    OpenCV applies the EXIF orientation, as Ultralytics does when it trains.
+    """
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    shrink = width < w or height < h
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interp)
+
+
+def resize_image(img: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """The whole image as a ``(size, size, 3)`` uint8 input under the resize policy."""
+    s = pre.size
+    if pre.resize == "squash":
+        return _resize(img, s, s)
+    h, w = img.shape[:2]
+    scale = s / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    out = np.full((s, s, 3), pre.pad_value, dtype=np.uint8)
+    top, left = (s - nh) // 2, (s - nw) // 2
+    out[top : top + nh, left : left + nw] = _resize(img, nw, nh)
+    return out
+
+
+def crop_windows(
+    boxes_xyxy: np.ndarray, width: int, height: int, padding: float, min_crop: int
+) -> np.ndarray:
+    """Integer crop windows ``(k, 4)`` (x1, y1, x2, y2, end exclusive) for pixel boxes.
+
+    Each box gets ``padding`` × its width/height of context on every side (R-CNN,
+    Girshick et al. 2014, found warped crops with context beat tight ones), is grown
+    around its centre to at least ``min_crop`` pixels per side (so zero-area and tiny
+    boxes still give a meaningful patch), then clipped to the image. Every window is at
+    least 1 pixel wide and high and lies inside the image. O(k).
+    """
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    x1, y1 = np.minimum(b[:, 0], b[:, 2]), np.minimum(b[:, 1], b[:, 3])
+    x2, y2 = np.maximum(b[:, 0], b[:, 2]), np.maximum(b[:, 1], b[:, 3])
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    bw = np.maximum((x2 - x1) * (1 + 2 * padding), min(min_crop, width))
+    bh = np.maximum((y2 - y1) * (1 + 2 * padding), min(min_crop, height))
+    win = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+    win = np.round(win).astype(np.int64)
+    win[:, [0, 2]] = np.clip(win[:, [0, 2]], 0, width)
+    win[:, [1, 3]] = np.clip(win[:, [1, 3]], 0, height)
+    # A box entirely outside the image collapses to its nearest edge pixel.
+    win[:, 0] = np.minimum(win[:, 0], width - 1)
+    win[:, 1] = np.minimum(win[:, 1], height - 1)
+    win[:, 2] = np.maximum(win[:, 2], win[:, 0] + 1)
+    win[:, 3] = np.maximum(win[:, 3], win[:, 1] + 1)
+    return win
+
+
+def crop_boxes(
+    img: np.ndarray, boxes_xyxy: np.ndarray, size: int, padding: float, min_crop: int
+) -> np.ndarray:
+    """All box crops of one decoded image, each warped to ``(size, size, 3)`` uint8."""
+    h, w = img.shape[:2]
+    wins = crop_windows(boxes_xyxy, w, h, padding, min_crop)
+    out = np.empty((len(wins), size, size, 3), dtype=np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(wins):
+        out[i] = _resize(img[y1:y2, x1:x2], size, size)
+    return out

@@ -1,0 +1,82 @@
+"""``detreduce demo``: where its dataset comes from, and a real (tiny) demo run."""
+
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+
+import pytest
+
+from detreduce import demo
+from detreduce.cli import main
+from detreduce.errors import DatasetError
+
+
+def test_demo_data_prefers_the_datasets_env_folder(tmp_path, monkeypatch):
+    (tmp_path / "bccd").mkdir()
+    monkeypatch.setenv("DETREDUCE_DATASETS", str(tmp_path))
+    path, synthetic = demo.resolve_demo_data(download=False)
+    assert (path, synthetic) == (tmp_path / "bccd", False)
+
+
+def test_demo_data_finds_the_shared_bccd(bccd, monkeypatch):
+    monkeypatch.delenv("DETREDUCE_DATASETS", raising=False)
+    path, synthetic = demo.resolve_demo_data(download=False)
+    assert path.resolve() == bccd.resolve() and not synthetic
+
+
+def test_demo_falls_back_to_synthetic_with_a_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(demo, "dataset_search_paths", lambda name: [tmp_path / "nowhere" / name])
+    with caplog.at_level(logging.WARNING, logger="detreduce"):
+        path, synthetic = demo.resolve_demo_data(download=False, synthetic_dir=tmp_path / "syn")
+    assert synthetic and path == tmp_path / "syn" / "data.yaml" and path.exists()
+    assert "SYNTHETIC" in caplog.text and "Shenggan/BCCD_Dataset" in caplog.text
+
+
+def test_download_follows_the_recipe_and_unpacks_atomically(tmp_path, monkeypatch, caplog):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("BCCD_Dataset-master/BCCD/Annotations/a.xml", "<annotation/>")
+        zf.writestr("BCCD_Dataset-master/README.md", "readme")
+    archive = tmp_path / "bccd.zip"
+    archive.write_bytes(buf.getvalue())
+    recipe = {"url": archive.as_uri(), "subdir": "BCCD_Dataset-master/BCCD", "license": "MIT"}
+    monkeypatch.setattr(demo, "load_recipe", lambda name: recipe)
+    with caplog.at_level(logging.WARNING, logger="detreduce"):
+        dest = demo.download_dataset("bccd", tmp_path / "datasets" / "bccd")
+    assert (dest / "Annotations" / "a.xml").exists()
+    assert archive.as_uri() in caplog.text  # the download is logged with its source
+    assert not any(p.name.endswith(".tmp") for p in dest.parent.iterdir())
+
+
+def test_download_offline_is_a_clear_error(tmp_path, monkeypatch):
+    missing = (tmp_path / "missing.zip").as_uri()
+    monkeypatch.setattr(demo, "load_recipe", lambda name: {"url": missing})
+    with pytest.raises(DatasetError, match="cannot download bccd .* --data"):
+        demo.download_dataset("bccd", tmp_path / "bccd")
+
+
+def test_demo_missing_data_path_is_an_error(tmp_path):
+    assert main(["demo", "--data", str(tmp_path / "nope")]) == 2
+
+
+@pytest.mark.slow
+def test_demo_runs_a_real_tiny_sweep_and_prints_the_report(tmp_path, capsys):
+    from detreduce.data.synthetic import make_synthetic
+
+    data = make_synthetic(tmp_path / "data", n_images=24, imgsz=64, seed=0)
+    out = tmp_path / "demo"
+    args = ["demo", "--data", str(data), "--out", str(out), "--epochs", "1", "--imgsz", "64"]
+    assert main([*args, "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out.replace("\n", "")
+    assert str(out / "report.md") in printed
+    from detreduce.sweep import read_results
+
+    df = read_results(out)
+    methods = set(df["method"])
+    assert {"full", "random"} <= methods and len(methods - {"full", "random"}) >= 2
+    assert set(df.loc[df["method"] != "full", "fraction"]) == {0.25, 0.5}
+    assert (df["status"] == "ok").all()
+    text = (out / "report.md").read_text()
+    assert "## Summary per method and fraction" in text and "(plots/pareto.png)" in text
