@@ -122,8 +122,12 @@ def test_bad_settings_raise(kwargs, match):
 
 
 def test_combine_propagates_missing_energy_and_joins_modes():
-    a = EnergyRecord("a", 1.0, kwh=1.0, cpu_kwh=0.5, gpu_kwh=0.0, ram_kwh=0.5, kg_co2=0.1, cpu_mode="rapl")
-    b = EnergyRecord("b", 2.0, kwh=2.0, cpu_kwh=1.0, gpu_kwh=0.5, ram_kwh=0.5, kg_co2=0.2, cpu_mode="rapl")
+    a = EnergyRecord(
+        "a", 1.0, kwh=1.0, cpu_kwh=0.5, gpu_kwh=0.0, ram_kwh=0.5, kg_co2=0.1, cpu_mode="rapl"
+    )
+    b = EnergyRecord(
+        "b", 2.0, kwh=2.0, cpu_kwh=1.0, gpu_kwh=0.5, ram_kwh=0.5, kg_co2=0.2, cpu_mode="rapl"
+    )
     c = EnergyRecord("c", 3.0, error="failed")
     ab = combine([a, b])
     assert (ab.seconds, ab.kwh, ab.gpu_kwh, ab.cpu_mode) == (3.0, 3.0, 0.5, "rapl")

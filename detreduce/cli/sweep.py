@@ -58,12 +58,12 @@ def sweep_progress():
         progress.update(task, total=ev.total)
         if ev.kind == "skip":
             progress.update(task, completed=ev.index)
-        elif ev.kind == "start":
+        elif ev.kind in ("start", "epoch"):
             s = ev.spec
-            progress.update(
-                task,
-                description=f"run {ev.index}/{ev.total}: {s.method} f={s.fraction:g} seed={s.seed}",
-            )
+            text = f"run {ev.index}/{ev.total}: {s.method} f={s.fraction:g} seed={s.seed}"
+            if ev.kind == "epoch":
+                text += f" (epoch {ev.row['epoch']}/{ev.row['epochs']})"
+            progress.update(task, description=text)
         elif ev.kind == "done":
             r = ev.row or {}
             if r.get("status") == "ok":

@@ -20,7 +20,9 @@ def _fmt(value: float | None, spec: str) -> str:
 @app.command()
 def train(
     data_yaml: Path = typer.Argument(
-        ..., help="Ultralytics data YAML (e.g. the one `detreduce reduce` wrote).", show_default=False
+        ...,
+        help="Ultralytics data YAML (e.g. the one `detreduce reduce` wrote).",
+        show_default=False,
     ),
     model: str = typer.Option(
         default("train.model"), help="Model YAML (from scratch) or a local .pt file."

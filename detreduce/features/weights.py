@@ -134,7 +134,12 @@ _LUKEMELAS_TOP = {
     "_bn1": "bn2",
     "_fc": "classifier",
 }
-_LUKEMELAS_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LUKEMELAS_DS = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
 _LUKEMELAS_IR = {
     "_expand_conv": "conv_pw",
     "_bn0": "bn1",
@@ -149,9 +154,11 @@ def lukemelas_to_timm(state: dict[str, torch.Tensor], model: nn.Module) -> dict[
     """Rename an EfficientNet-PyTorch (lukemelas) state dict to timm's layout.
 
     lukemelas numbers blocks flatly (``_blocks.7``); timm groups them by stage
-    (``blocks.3.1``). The first block has no expansion conv (depthwise-separable), the
-    others are inverted residuals. O(number of tensors).
+    (``blocks.3.1``). A block without an expansion conv is depthwise-separable, the
+    others are inverted residuals. A state dict already in timm's layout passes through.
     """
+    if "_conv_stem.weight" not in state:
+        return state  # already in timm's layout
     stages = [len(stage) for stage in model.blocks]
     where = [(s, j) for s, n in enumerate(stages) for j in range(n)]
     out = {}

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -115,6 +116,8 @@ class TrialRunner:
         features_path: ``.npz`` of the train split's embeddings (None if no method uses them).
         embedding: the embedding's energy record and its charge per run that uses it.
         feature_methods: methods that read features (they carry the embedding share).
+        on_epoch: ``(spec, epochs_done, epochs_total)`` after each training epoch (progress
+            bars; not shipped to remote workers).
     """
 
     data: str
@@ -125,11 +128,15 @@ class TrialRunner:
     features_path: str | None = None
     embedding: dict[str, Any] = field(default_factory=dict)
     feature_methods: frozenset[str] = frozenset()
+    on_epoch: Callable[[TrialSpec, int, int], None] | None = field(
+        default=None, repr=False, compare=False
+    )
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def __getstate__(self) -> dict[str, Any]:  # ship paths, not loaded arrays
+    def __getstate__(self) -> dict[str, Any]:  # ship paths, not loaded arrays or callbacks
         state = dict(self.__dict__)
         state["_cache"] = {}
+        state["on_epoch"] = None
         return state
 
     # ----------------------------------------------------------- shared inputs
@@ -338,6 +345,7 @@ class TrialRunner:
             budget=p.budget,
             fraction=fraction,
             out_dir=out_dir,
+            on_epoch_end=None if self.on_epoch is None else partial(self.on_epoch, spec),
         )
         return result.to_dict()
 

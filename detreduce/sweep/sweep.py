@@ -51,7 +51,11 @@ CONFIG_KEYS = ("methods", "fractions", "seeds", "protocol")
 
 @dataclass(frozen=True)
 class SweepEvent:
-    """A progress event: ``embed`` (before embedding), ``skip``, ``start`` or ``done`` of a trial."""
+    """A progress event: ``embed`` (before embedding), ``skip``, ``start``, ``epoch`` or ``done``.
+
+    ``index`` is the run's number (1-based) out of ``total``; ``row`` is the results row
+    for ``done`` and ``{"epoch": done, "epochs": total}`` for ``epoch``.
+    """
 
     kind: str
     index: int
@@ -318,6 +322,10 @@ def run_sweep(
         feature_methods=feature_methods,
     )
     runner._cache["dataset"] = ds
+    if on_event is not None:
+        runner.on_epoch = lambda spec, done, n: on_event(
+            SweepEvent("epoch", index + 1, total, spec, {"epoch": done, "epochs": n})
+        )
     store = ResultsStore(out / RESULTS_NAME)
     done = store.finished(("ok",) if retry_failed else ("ok", "failed"))
     todo = [s for s in grid if s.run_id not in done]

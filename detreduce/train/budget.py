@@ -47,7 +47,9 @@ def plan_epochs(
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}")
     if not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"fraction must be in (0, 1] (share of the full train set), got {fraction}")
+        raise ConfigError(
+            f"fraction must be in (0, 1] (share of the full train set), got {fraction}"
+        )
     if max_epoch_scale < 1.0:
         raise ConfigError(f"max_epoch_scale must be >= 1, got {max_epoch_scale}")
     if budget == "epochs":

@@ -91,9 +91,13 @@ def resolve_data_yaml(path: str | Path) -> DataYaml:
     root = source.parent
     if data.get("path"):
         given = Path(str(data["path"]))
-        root = given if given.is_absolute() else next(
-            (c for c in ((source.parent / given), (Path.cwd() / given)) if c.exists()),
-            source.parent / given,
+        root = (
+            given
+            if given.is_absolute()
+            else next(
+                (c for c in ((source.parent / given), (Path.cwd() / given)) if c.exists()),
+                source.parent / given,
+            )
         )
     splits: dict[str, list[str]] = {}
     for split in ("train", "val"):
@@ -109,4 +113,6 @@ def resolve_data_yaml(path: str | Path) -> DataYaml:
                 "(paths are resolved against 'path:' or the YAML's folder; nothing is downloaded)"
             )
         splits[split] = [str(p) for p in resolved]
-    return DataYaml(source=source, names=_names(data, source), train=splits["train"], val=splits["val"])
+    return DataYaml(
+        source=source, names=_names(data, source), train=splits["train"], val=splits["val"]
+    )

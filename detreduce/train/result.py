@@ -103,9 +103,7 @@ class TrainResult:
             cpu_model=total.cpu_model,
         )
         for prefix, record in (("train_", self.train_energy), ("val_", self.val_energy)):
-            row.update(
-                {f"{prefix}{k}": v for k, v in asdict(record).items() if k.endswith("kwh")}
-            )
+            row.update({f"{prefix}{k}": v for k, v in asdict(record).items() if k.endswith("kwh")})
             row[f"{prefix}kg_co2"] = record.kg_co2
             row[f"{prefix}energy_error"] = record.error
         return row
@@ -136,4 +134,3 @@ class TrainResult:
         """Write :meth:`to_dict` as JSON atomically (temp file + rename): never half a file."""
         write_json(path, self.to_dict())
         return Path(path)
-

@@ -29,6 +29,8 @@ class MeteredTrainer(DetectionTrainer):
         self.images_seen = 0
         self.optimizer_steps = 0
         self.epochs_run = 0
+        # Fitness stays None (no validation) and never equals -inf: best.pt is never written.
+        self.best_fitness = float("-inf")
 
     def preprocess_batch(self, batch: dict) -> dict:
         """Count every training batch and its images (called once per training batch)."""
@@ -49,7 +51,6 @@ class MeteredTrainer(DetectionTrainer):
 
     def validate(self) -> tuple[dict, None]:
         """Skip validation: no metrics, no fitness, so no ``best.pt`` selection on val."""
-        self.best_fitness = float("-inf")  # fitness None never equals it: best.pt is not written
         return self.metrics, None
 
     def final_eval(self) -> None:

@@ -80,7 +80,11 @@ def _preserved_global_state() -> Iterator[None]:
     import numpy as np
     import torch
 
-    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    py_state, np_state, torch_state = (
+        random.getstate(),
+        np.random.get_state(),
+        torch.get_rng_state(),
+    )
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
@@ -97,7 +101,9 @@ def _preserved_global_state() -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
 
 
-def _per_class(box: Any, names: list[str]) -> tuple[dict[str, float | None], dict[str, float | None]]:
+def _per_class(
+    box: Any, names: list[str]
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
     """AP50 and AP50-95 per class name; None for classes without val boxes."""
     ap50: dict[str, float | None] = dict.fromkeys(names)
     ap: dict[str, float | None] = dict.fromkeys(names)
@@ -171,7 +177,9 @@ def train_yolo(
     data = resolve_data_yaml(data_yaml)
     out = Path(out_dir).absolute()
     if (out / RESULT_FILE).exists() and not overwrite:
-        raise OutputExistsError(f"{out / RESULT_FILE} exists (a finished run); pass overwrite=True (CLI: --overwrite)")
+        raise OutputExistsError(
+            f"{out / RESULT_FILE} exists (a finished run); pass overwrite=True (CLI: --overwrite)"
+        )
     for stale in ("train", "val", RESULT_FILE):
         target = out / stale
         if target.is_dir():

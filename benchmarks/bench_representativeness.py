@@ -1,0 +1,224 @@
+"""ε-representativeness and class-share shift of every method, and which balance mode wins.
+
+For each dataset (train split) and embedding level (image / box crops, mobilenet_v2),
+every registered method plus the ``ultralytics_fraction`` baseline keeps ``--fraction``
+of the images under each ``--balance`` mode, for each seed. Printed, in one run:
+
+1. one table, at the balance mode given by ``--table-balance`` (default: the cfg default):
+   per dataset × level × method, ε on image embeddings (an image counts for each class it
+   holds), ε on box crops (a crop is kept when its image is), both Chebyshev as in the
+   seed paper, each also relative to SRS; the total-variation distance between the full
+   and kept per-class box shares (TV share); classes lost; selection seconds;
+2. the balance comparison: per mode, means over every (dataset, level, method) of the
+   same figures, and how often each mode gives the lowest TV share / ε_box.
+
+Example (about 15 min on 2 CPU cores, embeddings cached after the first run):
+    python benchmarks/bench_representativeness.py --datasets bccd aquarium --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from detreduce.balance import BALANCE_MODES
+from detreduce.config import default
+from detreduce.data.load import load_dataset
+from detreduce.features import embed_dataset
+from detreduce.metrics import selection_figures
+from detreduce.reducers import list_reducers
+from detreduce.selection import select_images
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def _eps(fig: dict, key: str) -> float:
+    v = fig.get(key, {}).get("overall")
+    return math.inf if v == "inf" else (math.nan if v is None else float(v))
+
+
+def _mean(values: list[float]) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return math.nan
+    return math.inf if any(math.isinf(v) for v in vals) else float(np.mean(vals))
+
+
+def _fmt(v: float, digits: int = 4) -> str:
+    if math.isnan(v):
+        return "-"
+    return "inf" if math.isinf(v) else f"{v:.{digits}f}"
+
+
+def load_embedded(name: str, backbone: str, device: str):
+    ds = load_dataset(SHARED / name).split("train")
+    emb = embed_dataset(ds, backbone, "both", device=device, progress=False)
+    box = (emb.box_image, emb.box_class, emb.box)
+    return ds, emb.image, box
+
+
+def run(args) -> list[dict]:
+    methods = args.methods or [s.name for s in list_reducers()] + ["ultralytics_fraction"]
+    rows = []
+    for name in args.datasets:
+        t0 = time.perf_counter()
+        ds, X, box = load_embedded(name, args.backbone, args.device)
+        print(
+            f"# {name}: {ds.num_images} train images, {len(box[0])} crops, d={X.shape[1]} "
+            f"(embedded/loaded in {time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        for level in args.levels:
+            for method in methods:
+                modes = ["none"] if method == "ultralytics_fraction" else args.modes
+                seeds = [0] if method == "ultralytics_fraction" else args.seeds
+                for mode in modes:
+                    for seed in seeds:
+                        row = {"dataset": name, "level": level, "method": method, "balance": mode}
+                        row["seed"] = seed
+                        try:
+                            t = time.perf_counter()
+                            sel = select_images(
+                                ds,
+                                method,
+                                args.fraction,
+                                seed=seed,
+                                balance=mode,
+                                features=X,
+                                box_features=box,
+                                level=level,
+                                with_figures=False,
+                            )
+                            row["seconds"] = time.perf_counter() - t
+                            fig = selection_figures(ds, sel.indices, X, box_features=box)
+                        except Exception as exc:  # noqa: BLE001  (a table row, not a crash)
+                            row["error"] = f"{type(exc).__name__}: {exc}"[:120]
+                            print(
+                                f"  {name}/{level}/{method}/{mode}: {row['error']}", file=sys.stderr
+                            )
+                            rows.append(row)
+                            continue
+                        row["eps_img"] = _eps(fig, "epsilon")
+                        row["eps_box"] = _eps(fig, "epsilon_box")
+                        row["tv_share"] = fig["box_share"]["tv"]
+                        row["tv_count"] = fig["box_count_hist"]["tv"]
+                        row["tv_size"] = fig["box_size_hist"]["tv"]
+                        row["missing"] = len(fig["missing_classes"])
+                        rows.append(row)
+                print(f"  {name}/{level}/{method} done", file=sys.stderr, flush=True)
+    return rows
+
+
+def aggregate(rows: list[dict]) -> dict[tuple, dict]:
+    """Mean over seeds per (dataset, level, method, balance)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["level"], r["method"], r["balance"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        ok = [r for r in rs if "error" not in r]
+        if not ok:
+            out[key] = {"error": rs[0]["error"]}
+            continue
+        out[key] = {
+            k: _mean([r[k] for r in ok])
+            for k in ("eps_img", "eps_box", "tv_share", "tv_count", "tv_size", "seconds", "missing")
+        }
+    return out
+
+
+def method_table(agg: dict, balance: str, datasets, levels) -> str:
+    head = "| dataset | level | method | ε img | ε img / SRS | ε box | ε box / SRS | TV share | TV count | lost classes | s |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for ds in datasets:
+        for level in levels:
+            srs = agg.get((ds, level, "srs", balance), {})
+            keys = sorted(k for k in agg if k[0] == ds and k[1] == level)
+            for key in keys:
+                if key[3] != balance and not (key[2] == "ultralytics_fraction"):
+                    continue
+                a = agg[key]
+                label = key[2] + (" (no balance)" if key[3] != balance else "")
+                if "error" in a:
+                    lines.append(f"| {ds} | {level} | {label} | error: {a['error']} |" + " |" * 8)
+                    continue
+                ri = a["eps_img"] / srs["eps_img"] if srs.get("eps_img") else math.nan
+                rb = a["eps_box"] / srs["eps_box"] if srs.get("eps_box") else math.nan
+                lines.append(
+                    f"| {ds} | {level} | {label} | {_fmt(a['eps_img'])} | {_fmt(ri, 2)} | "
+                    f"{_fmt(a['eps_box'])} | {_fmt(rb, 2)} | {_fmt(a['tv_share'])} | "
+                    f"{_fmt(a['tv_count'])} | {_fmt(a['missing'], 1)} | {_fmt(a['seconds'], 2)} |"
+                )
+    return "\n".join(lines)
+
+
+def _finite_mean(vals: list[dict], key: str) -> float:
+    return _mean([v[key] for v in vals if not math.isinf(v[key])])
+
+
+def balance_table(agg: dict, modes) -> str:
+    """Per mode: means over (dataset, level, method) cells present for every mode."""
+    cells = {(k[0], k[1], k[2]) for k in agg if k[2] != "ultralytics_fraction"}
+    cells = sorted(
+        c for c in cells if all("error" not in agg.get((*c, m), {"error": 1}) for m in modes)
+    )
+    head = "| balance | mean TV share | mean TV count | mean ε img | mean ε box | lost classes (sum) | best TV share | best ε box |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    best_tv = {m: 0 for m in modes}
+    best_eb = {m: 0 for m in modes}
+    for c in cells:
+        tv = {m: agg[(*c, m)]["tv_share"] for m in modes}
+        eb = {m: agg[(*c, m)]["eps_box"] for m in modes}
+        best_tv[min(tv, key=tv.get)] += 1
+        best_eb[min(eb, key=eb.get)] += 1
+    for m in modes:
+        vals = [agg[(*c, m)] for c in cells]
+        n_inf_i = sum(math.isinf(v["eps_img"]) for v in vals)
+        n_inf_b = sum(math.isinf(v["eps_box"]) for v in vals)
+        lines.append(
+            f"| {m} | {_fmt(_mean([v['tv_share'] for v in vals]))} | "
+            f"{_fmt(_mean([v['tv_count'] for v in vals]))} | "
+            f"{_fmt(_finite_mean(vals, 'eps_img'))} (+{n_inf_i} inf) | {_fmt(_finite_mean(vals, 'eps_box'))} (+{n_inf_b} inf) | "
+            f"{sum(v['missing'] for v in vals):.1f} | {best_tv[m]}/{len(cells)} | {best_eb[m]}/{len(cells)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--datasets", nargs="+", default=["bccd", "aquarium"])
+    p.add_argument("--levels", nargs="+", default=["image", "box"], choices=["image", "box"])
+    p.add_argument("--methods", nargs="*", default=None, help="default: every registered method")
+    p.add_argument("--modes", nargs="+", default=list(BALANCE_MODES), choices=list(BALANCE_MODES))
+    p.add_argument("--table-balance", default=None, help="balance of table 1 (default: cfg)")
+    p.add_argument("--fraction", type=float, default=0.25)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--backbone", default="mobilenet_v2")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", type=Path, default=None, help="write every row here")
+    args = p.parse_args()
+    rows = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+    agg = aggregate(rows)
+    table_balance = args.table_balance or default("balance.mode")
+    print(
+        f"\n## ε (Chebyshev) and class box-share distance at fraction {args.fraction}, "
+        f"balance={table_balance}, mean of seeds {args.seeds}, backbone {args.backbone}\n"
+    )
+    print(method_table(agg, table_balance, args.datasets, args.levels))
+    print(f"\n## Balance modes: means over (dataset, level, method), fraction {args.fraction}\n")
+    print(balance_table(agg, args.modes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Per-stratum budgets, as the seed paper runs every method per class.
+
+Perera-Lago et al. (2024) reduce each class separately with the same fraction. Here a
+reducer given ``groups`` splits its budget over the groups in proportion to their sizes
+(largest remainder, exact total), runs on each group, and interleaves the per-group
+orders so that every prefix of the selection stays balanced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from detreduce.reducers.base import Reducer, ReducerResult
+
+#: ``fn(X_group, k_group, rng) -> (order, scores)``: local row indices in selection
+#: order, and optional per-row scores of the group (length ``len(X_group)``).
+GroupFn = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, np.ndarray | None]]
+
+
+def allocate(sizes: np.ndarray, k: int) -> np.ndarray:
+    """Split ``k`` over groups in proportion to ``sizes`` (Hamilton / largest remainder).
+
+    The quotas sum to ``k`` exactly, never exceed a group's size, and, when ``k`` is at
+    least the number of non-empty groups, give every non-empty group at least one row.
+    Ties go to the earlier group. O(G log G).
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    n = int(sizes.sum())
+    if not 0 <= k <= n:
+        raise ValueError(f"budget {k} outside [0, {n}]")
+    if n == 0 or k == 0:
+        return np.zeros(len(sizes), dtype=np.int64)
+    ideal = k * sizes / n
+    quota = np.floor(ideal).astype(np.int64)
+    if k >= int((sizes > 0).sum()):
+        quota = np.where(sizes > 0, np.maximum(quota, 1), 0)
+    order = np.lexsort((np.arange(len(sizes)), -(ideal - quota)))  # largest remainder first
+    while quota.sum() < k:
+        for g in order:
+            if quota.sum() == k:
+                break
+            if quota[g] < sizes[g]:
+                quota[g] += 1
+    while quota.sum() > k:  # the at-least-one floor overshot: take from the most over-served
+        over = quota - ideal
+        over[quota <= 1] = -np.inf
+        quota[int(np.argmax(over))] -= 1
+    return quota
+
+
+def interleave(orders: list[np.ndarray]) -> np.ndarray:
+    """Merge per-group selection orders so that every prefix is close to proportional.
+
+    The ``r``-th pick of a group with ``q`` picks gets the key ``(r + 0.5) / q``; a stable
+    sort on the keys (ties to the earlier group) gives the merged order.
+    """
+    orders = [np.asarray(o, dtype=np.int64) for o in orders if len(o)]
+    if not orders:
+        return np.zeros(0, dtype=np.int64)
+    keys = np.concatenate([(np.arange(len(o)) + 0.5) / len(o) for o in orders])
+    return np.concatenate(orders)[np.argsort(keys, kind="stable")]
+
+
+def group_rows(groups: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each group, groups in sorted label order."""
+    _, codes = np.unique(groups, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return np.split(order, bounds)
+
+
+def child_rngs(rng: np.random.Generator, count: int) -> list[np.random.Generator]:
+    """Independent generators, one per group, derived deterministically from ``rng``."""
+    return list(rng.spawn(count))
+
+
+def select_per_group(
+    X: np.ndarray,
+    k: int,
+    groups: np.ndarray | None,
+    rng: np.random.Generator,
+    fn: GroupFn,
+) -> ReducerResult:
+    """Run ``fn`` once (no groups) or once per group with proportional quotas."""
+    if groups is None:
+        order, scores = fn(X, k, rng)
+        return ReducerResult(indices=np.asarray(order, dtype=np.int64), scores=scores)
+    rows = group_rows(groups)
+    quotas = allocate(np.array([len(r) for r in rows]), k)
+    scores = np.full(len(X), np.nan)
+    has_scores = False
+    orders = []
+    for r, q, g_rng in zip(rows, quotas, child_rngs(rng, len(rows)), strict=True):
+        if q == 0:
+            continue
+        local, local_scores = fn(X[r], int(q), g_rng)
+        orders.append(r[np.asarray(local, dtype=np.int64)])
+        if local_scores is not None:
+            scores[r] = local_scores
+            has_scores = True
+    return ReducerResult(indices=interleave(orders), scores=scores if has_scores else None)
+
+
+def as_float32(X: np.ndarray) -> np.ndarray:
+    """C-contiguous float32 view or copy of ``X`` (callers must never write into it)."""
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+class GroupwiseReducer(Reducer):
+    """A reducer that runs per stratum, budgets proportional to stratum sizes.
+
+    Subclasses implement :meth:`_check` (parameter validation) and :meth:`_select_group`.
+    """
+
+    def _check(self) -> None:
+        """Raise :class:`~detreduce.errors.ConfigError` on a bad parameter value."""
+
+    def _select_group(
+        self, X: np.ndarray, k: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    def _select(self, X, k, groups, rng):
+        self._check()
+        return select_per_group(as_float32(X), k, groups, rng, self._select_group)
