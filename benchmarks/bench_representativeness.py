@@ -176,8 +176,9 @@ def balance_table(agg: dict, modes) -> str:
     for c in cells:
         tv = {m: agg[(*c, m)]["tv_share"] for m in modes}
         eb = {m: agg[(*c, m)]["eps_box"] for m in modes}
-        best_tv[min(tv, key=tv.get)] += 1
-        best_eb[min(eb, key=eb.get)] += 1
+        for m in modes:  # ties credit every mode that reaches the best value
+            best_tv[m] += tv[m] <= min(tv.values()) + 1e-12
+            best_eb[m] += eb[m] <= min(eb.values()) + 1e-12
     for m in modes:
         vals = [agg[(*c, m)] for c in cells]
         n_inf_i = sum(math.isinf(v["eps_img"]) for v in vals)

@@ -303,6 +303,35 @@ def _reducer_features(reducer: Reducer, X: np.ndarray | None, n: int) -> np.ndar
     return np.zeros((n, 1), dtype=np.float32)  # the reducer ignores them
 
 
+def _run_joint(reducer, X, codes, rows, need, seed):
+    """One reducer call on ``rows`` with the strata as ``groups``."""
+    if need == 0:
+        return [], None
+    if need == len(rows):
+        return [rows], None
+    res = reducer.select(X[rows], need, groups=codes[rows], seed=seed)
+    scores = None
+    if res.scores is not None:
+        scores = np.full(len(X), np.nan)
+        scores[rows] = res.scores
+    return [rows[res.indices]], scores
+
+
+def _run_per_stratum(reducer, X, codes, free, need, seed):
+    """One reducer call per stratum ``s`` for ``need[s]`` of its ``free`` rows."""
+    chosen, scores = [], np.full(len(X), np.nan)
+    for s in np.flatnonzero(need):
+        rows = np.flatnonzero((codes == s) & free)
+        if need[s] == len(rows):
+            chosen.append(rows)
+            continue
+        res = reducer.select(X[rows], int(need[s]), groups=None, seed=_sub_seed(seed, 2, int(s)))
+        chosen.append(rows[res.indices])
+        if res.scores is not None:
+            scores[rows] = res.scores
+    return chosen, (None if np.isnan(scores).all() else scores)
+
+
 def balanced_select(
     dataset: DetectionDataset,
     reducer: Reducer,
@@ -360,43 +389,16 @@ def balanced_select(
         return int(candidates[int(sub.indices[0])])
 
     reserved = reserve_every_class(dataset, k, pick) if keep_every_class else []
-    sizes = np.bincount(codes, minlength=len(names))
-    lower = np.bincount(codes[reserved], minlength=len(names)) if reserved else None
-    quotas = allocate_quotas(sizes, k, lower)
-
-    taken = np.zeros(n, dtype=bool)
-    taken[reserved] = True
-    chosen: list[np.ndarray] = [np.asarray(reserved, dtype=np.int64)]
-    scores = np.full(n, np.nan) if strategy == "per_stratum" else None
+    res_idx = np.asarray(reserved, dtype=np.int64)
+    lower = np.bincount(codes[res_idx], minlength=len(names))
+    quotas = allocate_quotas(np.bincount(codes, minlength=len(names)), k, lower)
+    rest = np.ones(n, dtype=bool)
+    rest[res_idx] = False
     if strategy == "joint":
-        rest = np.flatnonzero(~taken)
-        need = k - len(reserved)
-        if need == len(rest):
-            chosen.append(rest)
-        elif need > 0:
-            res = reducer.select(X[rest], need, groups=codes[rest], seed=seed)
-            chosen.append(rest[res.indices])
-            if res.scores is not None:
-                scores = np.full(n, np.nan)
-                scores[rest] = res.scores
+        chosen, scores = _run_joint(reducer, X, codes, np.flatnonzero(rest), k - len(res_idx), seed)
     else:
-        for s in range(len(names)):
-            rows = np.flatnonzero((codes == s) & ~taken)
-            need = (
-                int(quotas[s]) - int((codes[reserved] == s).sum()) if reserved else int(quotas[s])
-            )
-            if need == 0:
-                continue
-            if need == len(rows):
-                chosen.append(rows)
-                continue
-            res = reducer.select(X[rows], need, groups=None, seed=_sub_seed(seed, 2, s))
-            chosen.append(rows[res.indices])
-            if res.scores is not None:
-                scores[rows] = res.scores
-        if np.isnan(scores).all():
-            scores = None
-    indices = np.concatenate(chosen).astype(np.int64)
+        chosen, scores = _run_per_stratum(reducer, X, codes, rest, quotas - lower, seed)
+    indices = np.concatenate([res_idx, *chosen]).astype(np.int64)
     kept_codes = np.bincount(codes[indices], minlength=len(names))
     return BalancedSelection(
         indices=indices,

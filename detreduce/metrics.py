@@ -147,7 +147,10 @@ def _membership(labels: np.ndarray, n_classes: int | None) -> np.ndarray:
 
 
 def _kept_mask(kept: np.ndarray, n: int) -> np.ndarray:
+    """Bool mask of kept rows from indices or a mask."""
     kept = np.asarray(kept)
+    if kept.size == 0:
+        return np.zeros(n, dtype=bool)
     if kept.dtype == bool:
         if kept.shape != (n,):
             raise ConfigError(f"kept mask must have shape ({n},), got {kept.shape}")
@@ -294,7 +297,8 @@ def selection_figures(
     count_edges: Sequence[float] | None = None,
     size_edges: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """Every figure of a selection ``kept`` (image indices into ``dataset``), JSON-friendly.
+    """Every figure of a selection ``kept`` (image indices into ``dataset``, or a bool mask),
+    JSON-friendly.
 
     Keys: ``images``/``boxes`` (full, kept), ``box_share`` (per class, full/kept, ``tv``),
     ``images_per_class``, ``missing_classes``, ``box_count_hist`` (boxes per image) and
@@ -307,7 +311,7 @@ def selection_figures(
     count_edges = default("balance.count_edges") if count_edges is None else count_edges
     size_edges = default("balance.size_edges") if size_edges is None else size_edges
     n, names = dataset.num_images, list(dataset.names)
-    mask = _kept_mask(np.asarray(kept, dtype=np.int64), n)
+    mask = _kept_mask(np.asarray(kept), n)
     box_kept = mask[dataset.box_image]
     share_full = class_box_shares(dataset.box_class, len(names))
     share_kept = class_box_shares(dataset.box_class[box_kept], len(names))

@@ -156,6 +156,16 @@ def test_selection_figures_are_json_and_mark_dropped_classes():
     assert sum(back["box_size_hist"]["full"]) == 5
 
 
+def test_selection_figures_accept_a_mask_and_an_empty_selection():
+    ds = _dataset()
+    X = np.arange(8, dtype=float).reshape(4, 2)
+    by_index = selection_figures(ds, [0, 2], X)
+    by_mask = selection_figures(ds, np.array([True, False, True, False]), X)
+    assert by_index == by_mask
+    empty = selection_figures(ds, [], X)
+    assert empty["epsilon"]["overall"] == "inf" and empty["box_share"]["tv"] == 1.0
+
+
 def test_selection_figures_without_embeddings_leave_epsilon_out():
     fig = selection_figures(_dataset(), [0, 1, 2, 3])
     assert "epsilon" not in fig and "epsilon_box" not in fig

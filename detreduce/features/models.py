@@ -9,6 +9,7 @@ downloads unless ``allow_download`` was asked for.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from detreduce.features.weights import (
     read_state_dict,
 )
 
+logger = logging.getLogger("detreduce")
 Built = tuple[nn.Module, str, str]
 HEAD_ATTRS = ("fc", "classifier", "heads", "head")
 
@@ -234,6 +236,7 @@ def build_yolo(name: str, weights: str | Path | None) -> Built:
         except FileNotFoundError:
             raise WeightsNotFoundError(f"backbone {name!r}: model YAML {text} not found") from None
         digest = hashlib.sha256(Path(text).name.encode()).hexdigest()[:8]
+        logger.warning("backbone %r from %s is randomly initialized (untrained)", name, text)
         return YoloBackbone(model.float().eval()), text, f"{RANDOM}-{digest}"
     path = existing_file(weights, f"backbone {name!r}")
     model, _ = load_checkpoint(str(path))
@@ -242,40 +245,63 @@ def build_yolo(name: str, weights: str | Path | None) -> Built:
 
 # --------------------------------------------------------------- non-neural
 class HistHog(nn.Module):
-    """Colour histogram + HOG with OpenCV: a feature for machines without any weights.
+    """Colour histogram + HOG: a feature for machines without any weights.
 
     HSV histogram (16 hue × 4 saturation × 4 value bins, square-rooted: the Hellinger
-    map) for colour, and HOG (Dalal & Triggs 2005) on a 64×64 grey thumbnail for shape.
-    Each half is L2-normalized so neither dominates. Takes uint8 pixels. O(pixels).
+    map) for colour, and HOG (Dalal & Triggs 2005: 8-px cells, 9 unsigned orientation
+    bins, 2×2-cell blocks with L2-Hys) on a 64×64 grey thumbnail for shape. HOG is
+    computed in numpy, batched (OpenCV 5 no longer ships ``HOGDescriptor`` in the main
+    package). Each half is L2-normalized so neither dominates. Takes uint8 pixels;
+    O(pixels) per image.
     """
 
     HIST_BINS = (16, 4, 4)
-    HOG_SIDE = 64
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._hog: cv2.HOGDescriptor | None = None
+    SIDE, CELL, ORIENTATIONS = 64, 8, 9
 
     @property
     def dim(self) -> int:
-        cells = (self.HOG_SIDE - 16) // 8 + 1
-        return math.prod(self.HIST_BINS) + cells * cells * 4 * 9
+        blocks = self.SIDE // self.CELL - 1
+        return math.prod(self.HIST_BINS) + blocks * blocks * 4 * self.ORIENTATIONS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._hog is None:
-            self._hog = cv2.HOGDescriptor((self.HOG_SIDE,) * 2, (16, 16), (8, 8), (8, 8), 9)
         images = x.permute(0, 2, 3, 1).to("cpu", torch.uint8).contiguous().numpy()
-        out = np.empty((len(images), self.dim), dtype=np.float32)
         n_hist = math.prod(self.HIST_BINS)
+        hist = np.empty((len(images), n_hist), dtype=np.float32)
+        grey = np.empty((len(images), self.SIDE, self.SIDE), dtype=np.float32)
         for i, img in enumerate(images):
             hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-            hist = cv2.calcHist(
-                [hsv], [0, 1, 2], None, list(self.HIST_BINS), [0, 180, 0, 256, 0, 256]
-            ).ravel()
-            hist = np.sqrt(hist / max(hist.sum(), 1.0))
-            grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-            grey = cv2.resize(grey, (self.HOG_SIDE,) * 2, interpolation=cv2.INTER_AREA)
-            hog = self._hog.compute(grey).ravel()
-            out[i, :n_hist] = hist / max(np.linalg.norm(hist), 1e-12)
-            out[i, n_hist:] = hog / max(np.linalg.norm(hog), 1e-12)
-        return torch.from_numpy(out)
+            h = cv2.calcHist([hsv], [0, 1, 2], None, list(self.HIST_BINS), [0, 180, 0, 256, 0, 256])
+            hist[i] = np.sqrt(h.ravel() / max(float(h.sum()), 1.0))
+            g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+            grey[i] = cv2.resize(g, (self.SIDE, self.SIDE), interpolation=cv2.INTER_AREA)
+        feats = np.concatenate([_unit_rows(hist), _unit_rows(self.hog(grey))], axis=1)
+        return torch.from_numpy(feats)
+
+    def hog(self, grey: np.ndarray) -> np.ndarray:
+        """HOG descriptors ``(B, blocks² · 36)`` of a ``(B, SIDE, SIDE)`` float batch."""
+        b, side, cell, k = len(grey), self.SIDE, self.CELL, self.ORIENTATIONS
+        gx = np.zeros_like(grey)
+        gy = np.zeros_like(grey)
+        gx[:, :, 1:-1] = grey[:, :, 2:] - grey[:, :, :-2]
+        gy[:, 1:-1, :] = grey[:, 2:, :] - grey[:, :-2, :]
+        mag = np.hypot(gx, gy)
+        angle = np.rad2deg(np.arctan2(gy, gx)) % 180.0
+        bins = np.minimum((angle / (180.0 / k)).astype(np.int64), k - 1)
+        cells = side // cell
+        cy = (np.arange(side) // cell)[None, :, None]
+        cx = (np.arange(side) // cell)[None, None, :]
+        img = np.arange(b)[:, None, None]
+        idx = ((img * cells + cy) * cells + cx) * k + bins
+        hist = np.bincount(idx.ravel(), weights=mag.ravel(), minlength=b * cells * cells * k)
+        hist = hist.reshape(b, cells, cells, k)
+        blocks = np.concatenate(
+            [hist[:, :-1, :-1], hist[:, :-1, 1:], hist[:, 1:, :-1], hist[:, 1:, 1:]], axis=3
+        )
+        blocks = blocks / np.sqrt((blocks**2).sum(3, keepdims=True) + 1e-6)
+        blocks = np.minimum(blocks, 0.2)  # L2-Hys: clip, renormalize
+        blocks = blocks / np.sqrt((blocks**2).sum(3, keepdims=True) + 1e-6)
+        return blocks.reshape(b, -1).astype(np.float32)
+
+
+def _unit_rows(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)

@@ -84,27 +84,25 @@ def crop_windows(
     """Integer crop windows ``(k, 4)`` (x1, y1, x2, y2, end exclusive) for pixel boxes.
 
     Each box gets ``padding`` × its width/height of context on every side (R-CNN,
-    Girshick et al. 2014, found warped crops with context beat tight ones), is grown
-    around its centre to at least ``min_crop`` pixels per side (so zero-area and tiny
-    boxes still give a meaningful patch), then clipped to the image. Every window is at
-    least 1 pixel wide and high and lies inside the image. O(k).
+    Girshick et al. 2014, found warped crops with context beat tight ones) and is grown
+    around its centre to at least ``min_crop`` pixels per side, so zero-area and tiny
+    boxes still give a meaningful patch. A window crossing the border is shifted inside
+    (keeping its size, hence the object's scale) and clipped only where it is larger
+    than the image. Every window is at least 1 pixel and lies inside the image. O(k).
     """
     b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    x1, y1 = np.minimum(b[:, 0], b[:, 2]), np.minimum(b[:, 1], b[:, 3])
-    x2, y2 = np.maximum(b[:, 0], b[:, 2]), np.maximum(b[:, 1], b[:, 3])
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    bw = np.maximum((x2 - x1) * (1 + 2 * padding), min(min_crop, width))
-    bh = np.maximum((y2 - y1) * (1 + 2 * padding), min(min_crop, height))
-    win = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-    win = np.round(win).astype(np.int64)
-    win[:, [0, 2]] = np.clip(win[:, [0, 2]], 0, width)
-    win[:, [1, 3]] = np.clip(win[:, [1, 3]], 0, height)
-    # A box entirely outside the image collapses to its nearest edge pixel.
-    win[:, 0] = np.minimum(win[:, 0], width - 1)
-    win[:, 1] = np.minimum(win[:, 1], height - 1)
-    win[:, 2] = np.maximum(win[:, 2], win[:, 0] + 1)
-    win[:, 3] = np.maximum(win[:, 3], win[:, 1] + 1)
-    return win
+    out = np.empty((len(b), 4), dtype=np.int64)
+    for axis, limit in ((0, width), (1, height)):
+        lo = np.minimum(b[:, axis], b[:, axis + 2])
+        hi = np.maximum(b[:, axis], b[:, axis + 2])
+        side = np.maximum((hi - lo) * (1 + 2 * padding), min(min_crop, limit))
+        start = np.round((lo + hi) / 2 - side / 2)
+        end = start + np.maximum(np.round(side), 1)
+        start = start - np.maximum(end - limit, 0)  # shift left/up into the image
+        end = end - np.minimum(start, 0)  # shift right/down into the image
+        start, end = np.maximum(start, 0), np.minimum(end, limit)
+        out[:, axis], out[:, axis + 2] = start, end
+    return out
 
 
 def crop_boxes(

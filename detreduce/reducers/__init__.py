@@ -1,6 +1,29 @@
-"""Selection methods behind one contract; import registers them all."""
+"""Selection methods behind one contract; import registers them all.
 
-from detreduce.reducers import random  # noqa: F401  (registers)
+From the seed paper (Perera-Lago et al. 2024): srs, clc, mms, des, dom, phl, nrmd, psa,
+prd, fes. From the wider field: kcenter, herding, facility_location, kmeanspp, dedup,
+typicality. Plus the ``random`` baseline. ``detreduce methods`` lists them.
+"""
+
+from detreduce.reducers import (  # noqa: F401  (each import registers its reducer)
+    clc,
+    dedup,
+    des,
+    dom,
+    facility_location,
+    fes,
+    herding,
+    kcenter,
+    kmeanspp,
+    mms,
+    nrmd,
+    phl,
+    prd,
+    psa,
+    random,
+    srs,
+    typicality,
+)
 from detreduce.reducers.base import (
     Reducer,
     ReducerResult,
@@ -9,5 +32,15 @@ from detreduce.reducers.base import (
     register,
     resolve_budget,
 )
+from detreduce.reducers.catalog import MethodInfo, describe_methods
 
-__all__ = ["Reducer", "ReducerResult", "get_reducer", "list_reducers", "register", "resolve_budget"]
+__all__ = [
+    "MethodInfo",
+    "Reducer",
+    "ReducerResult",
+    "describe_methods",
+    "get_reducer",
+    "list_reducers",
+    "register",
+    "resolve_budget",
+]

@@ -8,10 +8,13 @@ orders so that every prefix of the selection stays balanced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from detreduce.config import default
 from detreduce.reducers.base import Reducer, ReducerResult
 
 #: ``fn(X_group, k_group, rng) -> (order, scores)``: local row indices in selection
@@ -103,6 +106,17 @@ def select_per_group(
     return ReducerResult(indices=interleave(orders), scores=scores if has_scores else None)
 
 
+@contextlib.contextmanager
+def blas_limits() -> Iterator[None]:
+    """Cap BLAS threads at ``reducers.blas_threads`` (cfg) while a reducer runs."""
+    threads = default("reducers.blas_threads")
+    if threads is None:
+        yield
+        return
+    with threadpool_limits(int(threads), user_api="blas"):
+        yield
+
+
 def as_float32(X: np.ndarray) -> np.ndarray:
     """C-contiguous float32 view or copy of ``X`` (callers must never write into it)."""
     return np.ascontiguousarray(X, dtype=np.float32)
@@ -124,4 +138,5 @@ class GroupwiseReducer(Reducer):
 
     def _select(self, X, k, groups, rng):
         self._check()
-        return select_per_group(as_float32(X), k, groups, rng, self._select_group)
+        with blas_limits():
+            return select_per_group(as_float32(X), k, groups, rng, self._select_group)

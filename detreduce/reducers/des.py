@@ -26,7 +26,7 @@ from detreduce.config import default
 from detreduce.reducers._kmeans import kmeans
 from detreduce.reducers._linalg import pairwise_sq
 from detreduce.reducers._params import check_float, check_int
-from detreduce.reducers._strata import allocate, as_float32, group_rows, interleave
+from detreduce.reducers._strata import allocate, as_float32, blas_limits, group_rows, interleave
 from detreduce.reducers.base import Reducer, ReducerResult, register
 
 _D = default("reducers.des")
@@ -69,6 +69,10 @@ class DESReducer(Reducer):
         check_int(self.name, "n_prototypes", self.n_prototypes, low=2)
 
     def _select(self, X, k, groups, rng):
+        with blas_limits():
+            return self._run(X, k, groups, rng)
+
+    def _run(self, X, k, groups, rng):
         self._check()
         X = as_float32(X)
         rows = [np.arange(len(X))] if groups is None else group_rows(groups)

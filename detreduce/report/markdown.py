@@ -205,7 +205,8 @@ def write_report(run_dir: str | Path) -> Path:
         "*kWh saved vs full* = 1 − (mean kWh per run of the row / mean kWh per full-data run); "
         "negative means the run cost more. *ε* = ε-representativeness of the kept set "
         "(max distance from a train image to its nearest kept image of its class in embedding "
-        "space, lower is better; 0 for full data; – for methods computed without embeddings).",
+        "space, lower is better; 0 for full data). It is computed for every method, baselines included, "
+        "from the sweep's one embedding; – when no method of the sweep needed embeddings.",
         "",
         "## Plots",
         "",

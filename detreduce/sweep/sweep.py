@@ -126,7 +126,7 @@ def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
                 target.unlink()
     elif cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        diff = [k for k in CONFIG_KEYS if _canon(old.get(k)) != _canon(config.get(k))]
+        diff = [k for k in CONFIG_KEYS if _canon(old.get(k), k) != _canon(config.get(k), k)]
         if diff:
             details = "; ".join(
                 f"{k}: {old.get(k)} → {config.get(k)}" for k in diff if k != "protocol"
@@ -150,7 +150,10 @@ def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
     _write_json(cfg_path, config)
 
 
-def _canon(value: Any) -> str:
+def _canon(value: Any, key: str = "") -> str:
+    """Comparable form of a config value; the grid lists compare as sets (order is cosmetic)."""
+    if key in ("methods", "fractions", "seeds") and isinstance(value, list):
+        value = sorted(value, key=str)
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -161,7 +164,11 @@ def _embed_once(
     charged_runs: int,
     on_event: Callable[[SweepEvent], None] | None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Embed the train split once per sweep folder (reused on resume, so charged once)."""
+    """Embed the train split once per sweep folder (reused on resume, so charged once).
+
+    The features cache is bypassed on purpose: a cache hit would cost ~0 kWh and hide
+    the price a user pays the first time; the sweep folder keeps its own copy instead.
+    """
     info_path, feats_path = out / EMBEDDING_NAME, out / FEATURES_NAME
     if info_path.exists() and feats_path.exists():
         info = json.loads(info_path.read_text())
@@ -186,6 +193,7 @@ def _embed_once(
             level=level,
             device=_embed_device(protocol.device),
             progress=False,
+            cache=False,  # measure what embedding really costs, not a cache read
         )
     arrays = {"image": np.asarray(emb.image, dtype=np.float32)}
     if level == "both":

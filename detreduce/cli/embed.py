@@ -1,0 +1,112 @@
+"""``detreduce embed``: image and box-crop embeddings of a dataset, cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from detreduce.cli.app import app
+from detreduce.cli.common import DataArg, FormatOpt
+from detreduce.config import default
+
+
+@app.command()
+def embed(
+    data: DataArg,
+    backbone: str = typer.Option(
+        default("features.backbone"),
+        help="Registry name (mobilenet_v2, efficientnet_lite0, yolo, hist_hog) or any "
+        "torchvision/timm classifier name.",
+    ),
+    level: str = typer.Option(default("features.level"), help="image, box or both."),
+    device: str = typer.Option(default("features.device"), help="auto, cpu or cuda:N."),
+    batch_size: int | None = typer.Option(
+        default("features.batch_size"), help="Images per forward pass (default: auto)."
+    ),
+    weights: str | None = typer.Option(
+        None, help="Local checkpoint; for --backbone yolo an Ultralytics .pt or .yaml."
+    ),
+    split: str | None = typer.Option(None, help="Embed only this split (default: all)."),
+    out: Path | None = typer.Option(
+        None, help="Also export image embeddings to this .npz or .parquet file."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out file."),
+    workers: int | None = typer.Option(
+        default("features.workers"), help="Decode processes (default: auto)."
+    ),
+    image_size: int | None = typer.Option(
+        default("features.image_size"), help="Input side for whole images (default: backbone's)."
+    ),
+    dtype: str = typer.Option(default("features.dtype"), help="float32 or float16."),
+    cache: bool = typer.Option(default("features.cache"), help="Reuse/store cached rows."),
+    allow_download: bool = typer.Option(
+        default("features.allow_download"),
+        help="Let torchvision/timm download weights missing offline.",
+    ),
+    format: FormatOpt = None,
+) -> None:
+    """Embed every image (and/or box crop) with a pretrained backbone; cached on disk.
+
+    A second run reuses the cache; changed or added images are the only ones recomputed.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from detreduce.data.load import load_dataset
+    from detreduce.errors import ConfigError
+    from detreduce.features import embed_dataset, export_embeddings, get_backbone
+
+    ds = load_dataset(data, format=format)
+    indices = None
+    if split is not None:
+        indices = ds.split_indices(split)
+        if len(indices) == 0:
+            raise ConfigError(f"--split {split!r} has no images; splits: {', '.join(ds.splits)}")
+    model = get_backbone(backbone, weights, allow_download=allow_download)
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("embed"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} img/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("embed", total=None, rate="-")
+
+        def report(done: int, total: int) -> None:
+            elapsed = bar.tasks[task].elapsed or 0.0
+            rate = f"{done / elapsed:.1f}" if elapsed > 0 else "-"
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        emb = embed_dataset(
+            ds,
+            model,
+            level,
+            device=device,
+            batch_size=batch_size,
+            indices=indices,
+            progress=report,
+            image_size=image_size,
+            dtype=dtype,
+            cache=cache,
+            workers=workers,
+        )
+    rate = f" at {emb.computed / emb.seconds:.1f} img/s" if emb.computed and emb.seconds else ""
+    typer.echo(
+        f"{emb.num_images} images ({emb.computed} computed{rate}, {emb.cached} from cache), "
+        f"{emb.num_boxes} boxes; backbone {emb.backbone} ({emb.dim}-d, weights "
+        f"{emb.weights_hash}) in {emb.seconds:.1f} s"
+    )
+    if out is not None:
+        path = export_embeddings(emb, None, out, overwrite=overwrite)
+        typer.echo(f"wrote {path}")
