@@ -60,7 +60,7 @@ class ImageSelection:
         """JSON-friendly record (without scores) for ``selection.json``."""
         return {
             "method": self.method,
-            "params": self.params,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
             "seed": self.seed,
             "balance": self.balance,
             "level": self.level,
@@ -69,6 +69,17 @@ class ImageSelection:
             "strata": self.strata,
             "figures": self.figures,
         }
+
+
+def _jsonable(value: Any) -> Any:
+    """Parameters as JSON: numpy scalars as Python, arrays summarised by shape."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return f"<array {value.dtype} {tuple(value.shape)}>"
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def canonical_method(method: str) -> str:

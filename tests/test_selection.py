@@ -135,6 +135,10 @@ def test_params_and_scores_reach_the_record(first_rows):
     X = np.random.default_rng(0).normal(size=(40, 4))
     sel = select_images(ds, "first_rows", 8, features=X, balance="none", params={"offset": 2})
     assert sel.params == {"offset": 2} and sel.method == "first_rows"
+    arr = select_images(
+        ds, "first_rows", 8, features=X, balance="none", params={"offset": np.ones(3)}
+    )
+    assert arr.to_dict()["params"] == {"offset": "<array float64 (3,)>"}
     assert sel.indices.tolist() == list(range(8))
     assert sel.scores is not None and sel.scores.tolist() == list(range(40))
     record = json.loads(json.dumps(sel.to_dict(), allow_nan=False))

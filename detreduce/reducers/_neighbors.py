@@ -118,9 +118,7 @@ def knn(
     return dist, idx
 
 
-def symmetric_graph(
-    dist: np.ndarray, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def symmetric_graph(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR of the symmetrised kNN graph: ``(indptr, indices, weights)``.
 
     Each row's neighbours (its own k plus every row that has it among its k) are sorted

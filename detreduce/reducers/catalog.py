@@ -42,5 +42,7 @@ def describe_methods(pattern: str | None = None) -> list[MethodInfo]:
             for p in sig.parameters.values()
             if p.name != "self" and p.default is not inspect.Parameter.empty
         }
-        out.append(MethodInfo(spec.name, spec.aliases, spec.summary, spec.cls.uses_features, params))
+        out.append(
+            MethodInfo(spec.name, spec.aliases, spec.summary, spec.cls.uses_features, params)
+        )
     return out

@@ -55,9 +55,7 @@ class HerdingReducer(GroupwiseReducer):
     name = "herding"
     summary = "herding: greedy mean matching (Welling 2009; iCaRL exemplars)"
 
-    def __init__(
-        self, normalize: bool = _D["normalize"], work_limit: float = _D["work_limit"]
-    ):
+    def __init__(self, normalize: bool = _D["normalize"], work_limit: float = _D["work_limit"]):
         self.normalize = normalize
         self.work_limit = work_limit
 

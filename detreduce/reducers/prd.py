@@ -53,7 +53,7 @@ def nystrom_features(
     K_ll = K_nl[landmarks]
     vals, vecs = np.linalg.eigh((K_ll + K_ll.T) / 2)
     keep = vals > vals.max() * 1e-8
-    return K_nl @ (vecs[:, keep] / np.sqrt(vals[keep]))
+    return (K_nl @ (vecs[:, keep] / np.sqrt(vals[keep]))).astype(np.float32)
 
 
 def top_eigenvalue(A: np.ndarray, v: np.ndarray, iters: int = 5) -> tuple[float, np.ndarray]:
@@ -68,13 +68,11 @@ def top_eigenvalue(A: np.ndarray, v: np.ndarray, iters: int = 5) -> tuple[float,
     return lam, v
 
 
-def nnls_fista(
-    A: np.ndarray, b: np.ndarray, w: np.ndarray, iters: int, lip: float
-) -> np.ndarray:
+def nnls_fista(A: np.ndarray, b: np.ndarray, w: np.ndarray, iters: int, lip: float) -> np.ndarray:
     """``min_{w >= 0} ||Aᵀ w - b||²`` by FISTA from ``w`` (rows of ``A`` are the prototypes);
     ``lip`` bounds the largest eigenvalue of ``A Aᵀ``."""
     if lip <= 0:
-        return np.zeros(len(A))
+        return np.zeros(len(A), dtype=A.dtype)
     y, t = w.copy(), 1.0
     for _ in range(iters):
         w_next = np.maximum(y - (A @ (A.T @ y - b)) / lip, 0.0)
@@ -93,20 +91,23 @@ def protodash(
     batch = max(1, math.ceil(k / max_steps))
     chosen: list[int] = []
     taken = np.zeros(n, dtype=bool)
-    w = np.zeros(0)
+    w = np.zeros(0, dtype=np.float32)
     resid = target.copy()
-    v = np.ones(Phi.shape[1]) / np.sqrt(Phi.shape[1])
+    v = np.full(Phi.shape[1], 1 / np.sqrt(Phi.shape[1]), dtype=np.float32)
+    rows = np.empty((k, Phi.shape[1]), dtype=np.float32)  # Φ of the prototypes, filled in order
     while len(chosen) < k:
         grad = Phi @ resid
         grad[taken] = -np.inf
         b = min(batch, k - len(chosen))
         top = np.argpartition(-grad, b - 1)[:b] if b < n - len(chosen) else np.flatnonzero(~taken)
         top = top[np.lexsort((top, -grad[top]))][:b]
+        rows[len(chosen) : len(chosen) + len(top)] = Phi[top]
         chosen.extend(top.tolist())
         taken[top] = True
-        A = Phi[chosen]
+        A = rows[: len(chosen)]
         lam, v = top_eigenvalue(A, v)
-        w = nnls_fista(A, target, np.concatenate([w, np.zeros(len(top))]), nnls_iter, 1.1 * lam)
+        w0 = np.concatenate([w, np.zeros(len(top), dtype=np.float32)])
+        w = nnls_fista(A, target, w0, nnls_iter, 1.1 * lam)
         resid = target - A.T @ w
     return np.asarray(chosen, dtype=np.int64), w
 
