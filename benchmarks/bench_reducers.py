@@ -138,6 +138,32 @@ def knn_comparison(sizes: list[int], kind: str) -> None:
         )
 
 
+def kmeans_comparison(sizes: list[int], kind: str, k: int = 100) -> None:
+    """faiss k-means (what CLC and typicality use) vs scikit-learn's, same k-means++ init."""
+    import faiss
+    from sklearn.cluster import KMeans
+
+    from detreduce.reducers._kmeans import d2_sampling
+
+    print(f"| n | k-means, k={k}, same init | seconds | iterations | s/iteration |")
+    print("|---|---|---:|---:|---:|")
+    for n in sizes:
+        X = make_data(n, D, kind)
+        init = X[d2_sampling(X, k, np.random.default_rng(0))[0]]
+        km = faiss.Kmeans(
+            D, k, niter=20, seed=1, min_points_per_centroid=1, max_points_per_centroid=n
+        )
+        t0 = time.perf_counter()
+        km.train(X, init_centroids=init)
+        t_f = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sk = KMeans(k, init=init, n_init=1, max_iter=20, tol=0.0).fit(X)
+        t_s = time.perf_counter() - t0
+        print(f"| {n} | faiss Kmeans | {t_f:.2f} | 20 | {t_f / 20:.3f} |")
+        it = sk.n_iter_
+        print(f"| {n} | scikit-learn KMeans | {t_s:.2f} | {it} | {t_s / it:.3f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from detreduce.reducers import list_reducers
 
@@ -147,12 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="all", help="comma-separated method names, or all")
     ap.add_argument("--data", choices=("clustered", "uniform"), default="clustered")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per case")
-    ap.add_argument("--knn", action="store_true", help="only the faiss/sklearn kNN comparison")
+    ap.add_argument(
+        "--knn", action="store_true", help="only the faiss vs scikit-learn kNN / k-means timings"
+    )
     ap.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.knn:
         knn_comparison(sizes, args.data)
+        kmeans_comparison(sizes, args.data)
         return 0
     fractions = [float(f) for f in args.fractions.split(",")]
     names = [s.name for s in list_reducers()] if args.methods == "all" else args.methods.split(",")

@@ -14,6 +14,8 @@ of the images under each ``--balance`` mode, for each seed. Printed, in one run:
 
 Example (about 15 min on 2 CPU cores, embeddings cached after the first run):
     python benchmarks/bench_representativeness.py --datasets bccd aquarium --seeds 0 1 2
+The strata schemes themselves, with the random reducer only (seconds, no embeddings):
+    python benchmarks/bench_representativeness.py --strata-study 50 --datasets bccd aquarium chess
 """
 
 from __future__ import annotations
@@ -192,6 +194,86 @@ def balance_table(agg: dict, modes) -> str:
     return "\n".join(lines)
 
 
+STUDY_SCHEMES = [
+    ["rarest_class"],
+    ["dominant_class"],
+    ["class_set"],
+    ["category"],
+    ["rarest_class", "box_count"],
+    ["rarest_class", "box_size"],
+    ["rarest_class", "box_count", "box_size"],
+    ["class_set", "box_count"],
+]
+
+
+def strata_study(datasets, fraction: float, n_seeds: int) -> str:
+    """Which strata keep the label distribution best, with the seeded random reducer
+    (so the strata alone make the difference): mean TV of class box shares, box counts
+    and box sizes over seeds, and classes lost, per dataset and scheme."""
+    from detreduce.balance import balanced_select
+    from detreduce.reducers import get_reducer
+
+    head = (
+        "| dataset | strata | strata count | TV share | TV count | TV size | lost classes (sum) |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name in datasets:
+        ds = load_dataset(SHARED / name).split("train")
+        for schemes in [None, *STUDY_SCHEMES]:
+            tv = {"box_share": [], "box_count_hist": [], "box_size_hist": []}
+            lost, n_strata = 0, 1
+            for seed in range(n_seeds):
+                res = balanced_select(
+                    ds,
+                    get_reducer("random"),
+                    fraction,
+                    mode="none" if schemes is None else "classes",
+                    strata=schemes,
+                    seed=seed,
+                )
+                fig = selection_figures(ds, res.indices)
+                for key in tv:
+                    tv[key].append(fig[key]["tv"])
+                lost += len(fig["missing_classes"])
+                n_strata = len(set(res.strata))
+            label = "none" if schemes is None else "+".join(schemes)
+            lines.append(
+                f"| {name} | {label} | {n_strata} | {np.mean(tv['box_share']):.4f} | "
+                f"{np.mean(tv['box_count_hist']):.4f} | {np.mean(tv['box_size_hist']):.4f} | {lost} |"
+            )
+    return "\n".join(lines)
+
+
+def epsilon_cost(sizes: list[int], fraction: float, d: int = 1280) -> str:
+    """Seconds and peak RSS of ε per class on synthetic clustered embeddings."""
+    import resource
+
+    from detreduce.metrics import epsilon_per_class
+
+    head = "| n | d | kept | metric | ε | seconds | peak RSS (GiB) | peak before ε (GiB) | data (GiB) |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for n in sizes:
+        rng = np.random.default_rng(0)
+        labels = rng.integers(0, 5, n)
+        centres = rng.normal(size=(50, d)).astype(np.float32)
+        X = centres[rng.integers(0, 50, n)]
+        for lo in range(0, n, 4096):  # float32 noise in chunks: the data is the only big array
+            X[lo : lo + 4096] += rng.standard_normal((min(4096, n - lo), d), dtype=np.float32) / 2
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        kept = rng.choice(n, round(fraction * n), replace=False)
+        for metric in ("chebyshev", "euclidean"):
+            t = time.perf_counter()
+            eps = float(np.nanmax(epsilon_per_class(X, labels, kept, metric)))
+            sec = time.perf_counter() - t
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            lines.append(
+                f"| {n} | {d} | {len(kept)} | {metric} | {eps:.4f} | {sec:.1f} | {peak:.2f} | {base:.2f} | "
+                f"{X.nbytes / 2**30:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -206,8 +288,30 @@ def main() -> None:
     p.add_argument("--backbone", default="mobilenet_v2")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=None, help="write every row here")
+    p.add_argument("--load", type=Path, default=None, help="print the tables of a --json file")
+    p.add_argument(
+        "--strata-study",
+        type=int,
+        default=0,
+        metavar="SEEDS",
+        help="instead: random under each strata scheme for SEEDS seeds (no embeddings)",
+    )
+    p.add_argument(
+        "--epsilon-cost",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="instead: time ε on N synthetic rows of d=1280 (5 clustered classes, 25%% kept)",
+    )
     args = p.parse_args()
-    rows = run(args)
+    if args.epsilon_cost:
+        print(epsilon_cost(args.epsilon_cost, args.fraction))
+        return
+    if args.strata_study:
+        print(strata_study(args.datasets, args.fraction, args.strata_study))
+        return
+    rows = json.loads(args.load.read_text()) if args.load else run(args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     agg = aggregate(rows)

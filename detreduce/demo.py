@@ -201,6 +201,7 @@ def run_demo(
         imgsz=imgsz or default("sweep.demo_imgsz"),
         batch=batch or default("sweep.demo_batch"),
         device=device,
+        train_args=dict(default("sweep.demo_train_args") or {}),
         overwrite=overwrite,
         on_event=on_event,
         command="detreduce demo" + (f" --data {data}" if data else ""),

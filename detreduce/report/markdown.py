@@ -16,7 +16,13 @@ from typing import Any
 import pandas as pd
 
 from detreduce.report.plots import write_plots
-from detreduce.report.tables import failed_runs, full_reference, load_sweep, summary_table
+from detreduce.report.tables import (
+    failed_runs,
+    full_reference,
+    load_sweep,
+    method_order,
+    summary_table,
+)
 from detreduce.sweep.grid import FULL
 
 REPORT_NAME = "report.md"
@@ -35,12 +41,24 @@ def _fmt(value: Any, spec: str = ".3f", pct: bool = False) -> str:
     return f"{100 * v:+.1f} %" if pct else format(v, spec)
 
 
-def _kwh(value: Any) -> str:
+def energy_unit(kwh: pd.Series | list[float]) -> tuple[float, str]:
+    """(factor, unit) to print energies: Wh when every value is below 0.1 kWh."""
+    vals = pd.to_numeric(pd.Series(kwh), errors="coerce").dropna()
+    return (1000.0, "Wh") if len(vals) and vals.abs().max() < 0.1 else (1.0, "kWh")
+
+
+def _energy(value: Any, scale: float = 1.0) -> str:
     try:
-        v = float(value)
+        v = float(value) * scale
     except (TypeError, ValueError):
         return "–"
     return "–" if math.isnan(v) else f"{v:.3g}"
+
+
+def _overrides(args: dict[str, Any] | None) -> str:
+    if not args:
+        return "none (Ultralytics defaults)"
+    return ", ".join(f"`{k}={v}`" for k, v in sorted(args.items()))
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -49,8 +67,9 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(table: pd.DataFrame) -> str:
+def summary_markdown(table: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")) -> str:
     """The per-(method, fraction) table as Markdown (relative figures against full data)."""
+    scale, name = unit
     header = [
         "method",
         "fraction",
@@ -58,8 +77,8 @@ def summary_markdown(table: pd.DataFrame) -> str:
         "mAP50-95 (mean ± std)",
         "mAP50",
         "mAP vs full",
-        "kWh / run",
-        "kWh saved vs full",
+        f"{name} / run",
+        "energy saved vs full",
         "ε",
         "seconds / run",
     ]
@@ -74,7 +93,7 @@ def summary_markdown(table: pd.DataFrame) -> str:
                 f"{_fmt(r['map50_95'])} ± {_fmt(r['map50_95_std'])}",
                 _fmt(r["map50"]),
                 "–" if pd.isna(rel) else f"{100 * rel:.1f} %",
-                _kwh(r["kwh"]),
+                _energy(r["kwh"], scale),
                 "–" if r["method"] == FULL else _fmt(r["kwh_saved"], pct=True),
                 _fmt(r["eps"], ".3g"),
                 _fmt(r["seconds"], ".0f"),
@@ -83,30 +102,33 @@ def summary_markdown(table: pd.DataFrame) -> str:
     return _md_table(header, rows)
 
 
-def runs_markdown(df: pd.DataFrame) -> str:
+def runs_markdown(df: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")) -> str:
     """Every run (latest row per run id) as a Markdown table."""
+    scale, name = unit
     header = [
         "run",
         "status",
         "mAP50-95",
         "mAP50",
-        "kWh total",
-        "kWh train",
+        f"{name} total",
+        f"{name} train",
         "seconds",
         "epochs",
         "steps",
         "kept",
     ]
     rows = []
-    for _, r in df.sort_values(["seed", "method", "fraction"]).iterrows():
+    order = {m: i for i, m in enumerate(method_order(df["method"]))}
+    df = df.assign(_o=df["method"].map(order)).sort_values(["seed", "_o", "fraction"])
+    for _, r in df.iterrows():
         rows.append(
             [
                 f"`{r['run_id']}`",
                 str(r["status"]),
                 _fmt(r.get("map50_95")),
                 _fmt(r.get("map50")),
-                _kwh(r.get("kwh_total")),
-                _kwh(r.get("kwh_training")),
+                _energy(r.get("kwh_total"), scale),
+                _energy(r.get("kwh_training"), scale),
                 _fmt(r.get("seconds"), ".0f"),
                 _fmt(r.get("epochs"), ".0f"),
                 _fmt(r.get("steps"), ".0f"),
@@ -116,12 +138,19 @@ def runs_markdown(df: pd.DataFrame) -> str:
     return _md_table(header, rows)
 
 
-def protocol_markdown(config: dict[str, Any], df: pd.DataFrame) -> str:
+def protocol_markdown(
+    config: dict[str, Any], df: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")
+) -> str:
     """The protocol paragraph: what was trained, how, where, and how energy was counted."""
+    scale, name = unit
     proto = config.get("protocol", {})
     emb = config.get("embedding") or {}
     modes = sorted({str(m) for m in df.get("energy_mode", pd.Series(dtype=str)).dropna() if m})
     budget = proto.get("budget", "?")
+    devices = sorted({str(d) for d in df.get("device", pd.Series(dtype=str)).dropna() if d})
+    ran_on = (
+        f" (ran on {', '.join(devices)})" if devices and devices != [proto.get("device")] else ""
+    )
     budget_text = {
         "epochs": "every run trains the same number of epochs, so reduced runs also take "
         "fewer optimizer steps",
@@ -134,7 +163,8 @@ def protocol_markdown(config: dict[str, Any], df: pd.DataFrame) -> str:
         f"are reduced, the val split ({config.get('n_val', '?')} images) is never reduced)",
         f"- **Model**: `{proto.get('model', '?')}` trained from the file given, "
         f"imgsz {proto.get('imgsz', '?')}, batch {proto.get('batch', '?')}, "
-        f"device `{proto.get('device', '?')}`, workers {proto.get('workers', '?')}",
+        f"device `{proto.get('device', '?')}`{ran_on}, workers {proto.get('workers', '?')}",
+        f"- **Ultralytics overrides**: {_overrides(proto.get('train_args'))}",
         f"- **Budget**: `{budget}` — {budget_text}; epochs = {proto.get('epochs', '?')} "
         "(the epochs and steps each run actually took are in the run table)",
         f"- **Selection**: backbone `{proto.get('backbone', '?')}`, balance "
@@ -147,9 +177,9 @@ def protocol_markdown(config: dict[str, Any], df: pd.DataFrame) -> str:
         charged = emb.get("charged_runs", 0)
         share = emb.get("kwh", 0.0) / charged if charged else 0.0
         lines.append(
-            f"- **Embedding charge**: the train split was embedded once ({_kwh(emb.get('kwh'))} kWh, "
+            f"- **Embedding charge**: the train split was embedded once ({_energy(emb.get('kwh'), scale)} {name}, "
             f"{_fmt(emb.get('seconds'), '.0f')} s, backbone `{emb.get('backbone', '?')}`); that energy is "
-            f"split evenly over the {charged} reduced runs that use features ({_kwh(share)} kWh each), "
+            f"split evenly over the {charged} reduced runs that use features ({_energy(share, scale)} {name} each), "
             "so the sweep's total counts it once. Runs of methods that need no features "
             "(full, random, ultralytics_fraction) carry no embedding share. A user who embeds for a "
             "single reduction pays the whole embedding: see `kwh_embedding_whole` in results.csv."
@@ -174,6 +204,7 @@ def write_report(run_dir: str | Path) -> Path:
             f"{run_dir / 'results.csv'}: no finished runs to report; run `detreduce sweep` first"
         )
     table = summary_table(df)
+    unit = energy_unit(df.loc[df["status"] == "ok", "kwh_total"])
     ok_table = table[table["n"] > 0]
     name = run_dir.name
     plots = write_plots(ok_table, run_dir / PLOTS_DIR, title_suffix=name)
@@ -191,18 +222,19 @@ def write_report(run_dir: str | Path) -> Path:
         "",
         "## Protocol",
         "",
-        protocol_markdown(config, df),
+        protocol_markdown(config, df, unit),
         "",
         "## Summary per method and fraction",
         "",
         f"Full data: mAP50-95 {_fmt(ref['map50_95'])} ± {_fmt(ref['map50_95_std'])}, "
-        f"{_kwh(ref['kwh_total'])} kWh and {_fmt(ref['seconds'], '.0f')} s per run "
+        f"{_energy(ref['kwh_total'], unit[0])} {unit[1]} and {_fmt(ref['seconds'], '.0f')} s per run "
         f"(mean ± population std over {ref['n']} seed(s)).",
         "",
-        summary_markdown(table),
+        summary_markdown(table, unit),
         "",
         "*mAP vs full* = mean mAP50-95 of the row / mean mAP50-95 of full data. "
-        "*kWh saved vs full* = 1 − (mean kWh per run of the row / mean kWh per full-data run); "
+        "*energy saved vs full* = 1 − (mean energy per run of the row / mean energy per full-data "
+        "run); "
         "negative means the run cost more. *ε* = ε-representativeness of the kept set "
         "(max distance from a train image to its nearest kept image of its class in embedding "
         "space, lower is better; 0 for full data). It is computed for every method, baselines included, "
@@ -218,7 +250,7 @@ def write_report(run_dir: str | Path) -> Path:
         "",
         "## Every run",
         "",
-        runs_markdown(df),
+        runs_markdown(df, unit),
     ]
     if len(failed):
         parts += ["", "## Failed runs", ""]

@@ -48,6 +48,7 @@ class Protocol:
     level: str
     workers: int
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train_args: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -345,6 +345,7 @@ class TrialRunner:
             budget=p.budget,
             fraction=fraction,
             out_dir=out_dir,
+            train_args=p.train_args or None,
             on_epoch_end=None if self.on_epoch is None else partial(self.on_epoch, spec),
         )
         return result.to_dict()

@@ -242,6 +242,7 @@ def run_sweep(
     balance: str | None = None,
     level: str | None = None,
     params: dict[str, dict[str, Any]] | None = None,
+    train_args: dict[str, Any] | None = None,
     format: str | None = None,
     on_error: str | None = None,
     backend: str | None = None,
@@ -258,8 +259,10 @@ def run_sweep(
     already in the store (status ``ok``) are skipped; failed runs are recorded with
     their one-line error and retried on the next rerun when ``retry_failed``.
 
-    Defaults come from ``detreduce/cfg/sweep.yaml`` and the ``train``, ``features`` and
-    ``balance`` sections, the same ones the CLI shows.
+    ``params`` maps a method to its reducer parameters; ``train_args`` passes other
+    Ultralytics train arguments (e.g. ``{"nbs": 16}``) to every run; both are part of
+    the protocol. Defaults come from ``detreduce/cfg/sweep.yaml`` and the ``train``,
+    ``features`` and ``balance`` sections, the same ones the CLI shows.
     """
     from detreduce.data.load import load_dataset
 
@@ -293,6 +296,7 @@ def run_sweep(
         level=str(_resolve(level, "sweep.level")),
         workers=int(_resolve(workers, "train.workers")),
         params={normalize_method(k): dict(v) for k, v in (params or {}).items()},
+        train_args=dict(train_args or {}),
     )
     if protocol.budget not in ("epochs", "steps"):
         raise ConfigError(f"budget must be 'epochs' or 'steps', got {protocol.budget!r}")
