@@ -104,7 +104,14 @@ def reduce_dataset(
     )
     kept = train_rows[np.asarray(selection.indices, dtype=np.int64)]
     out_dir = Path(out) if out else default_out_dir(ds, method, fraction, seed)
-    extra.update({"balance": selection.balance, "figures": selection.figures})
+    extra.update(
+        {
+            "balance": selection.balance,
+            "budget": selection.budget,
+            "strata": selection.strata,
+            "figures": selection.figures,
+        }
+    )
     data_yaml = export_selection(
         ds,
         kept,

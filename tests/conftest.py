@@ -46,3 +46,14 @@ def _isolated_runs(tmp_path_factory, monkeypatch):
     """Keep every test's outputs and caches out of the repo's runs/ folder."""
     monkeypatch.setenv("DETREDUCE_RUNS", str(tmp_path_factory.mktemp("runs")))
     monkeypatch.setenv("YOLO_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _reset_detreduce_logger():
+    """The CLI installs its own handler on the "detreduce" logger; undo it after each test."""
+    import logging
+
+    logger = logging.getLogger("detreduce")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

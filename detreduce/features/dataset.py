@@ -7,7 +7,9 @@ forward pass of the previous batch. Batches stay uint8 (4× less to pin and copy
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -115,6 +117,22 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)  # parallelism comes from the workers, not from OpenCV threads
 
 
+@cache
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers start from a clean forkserver, never forked from this process.
+
+    A forked worker inherits OpenCV's and OpenMP's thread pools without their threads
+    and deadlocks at its first parallel call (seen here: cv2.resize after the parent had
+    decoded images). The forkserver preloads torch and OpenCV once, so each worker
+    still starts in a fraction of a second.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "cv2", "numpy", "detreduce.features.dataset"])
+    return ctx
+
+
 def make_loader(
     dataset: DecodeDataset, batch_size: int, workers: int, pin_memory: bool
 ) -> DataLoader:
@@ -127,6 +145,7 @@ def make_loader(
         collate_fn=collate,
         pin_memory=pin_memory,
         worker_init_fn=_worker_init if workers > 0 else None,
+        multiprocessing_context=_worker_context() if workers > 0 else None,
         persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None,
     )
