@@ -35,6 +35,10 @@ def embed(
     workers: int | None = typer.Option(
         default("features.workers"), help="Decode processes (default: auto)."
     ),
+    threads: int | None = typer.Option(
+        default("features.threads"),
+        help="Torch CPU threads (default: cores minus workers; 1 on a busy machine).",
+    ),
     image_size: int | None = typer.Option(
         default("features.image_size"), help="Input side for whole images (default: backbone's)."
     ),
@@ -100,6 +104,7 @@ def embed(
             dtype=dtype,
             cache=cache,
             workers=workers,
+            threads=threads,
         )
     rate = f" at {emb.computed / emb.seconds:.1f} img/s" if emb.computed and emb.seconds else ""
     typer.echo(

@@ -213,15 +213,16 @@ class Backbone:
         """Pooled, L2-normalized features of a uint8 ``(B, H, W, 3)`` batch."""
         if len(pixels) == 0:
             return torch.empty((0, self.dim), dtype=torch.float32)
-        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # channels_last view
-        if self.affine is None:
-            feats = self.module(x)
-        else:
-            scale, shift = self.affine
-            x = x.float().mul_(scale).add_(shift)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+        with torch.inference_mode():
+            x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # channels_last
+            if self.affine is None:
                 feats = self.module(x)
-        return F.normalize(feats.float(), dim=1).cpu()
+            else:
+                scale, shift = self.affine
+                x = x.float().mul_(scale).add_(shift)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                    feats = self.module(x)
+            return F.normalize(feats.float(), dim=1).cpu()
 
 
 def get_backbone(
@@ -257,7 +258,7 @@ def get_backbone(
             raise ConfigError(f"backbone {name!r} has no weights; got weights={weights!r}")
         built = (models.HistHog(), "none", "none")
     module, source, digest = built
-    module.eval()
+    module.eval().requires_grad_(False)
     dim = spec.dim or _probe_dim(module, spec.preprocess)
     backbone = Backbone(spec, module, source, digest, dim)
     return backbone.to("cpu")

@@ -50,6 +50,24 @@ class Pooled(nn.Module):
         return y.flatten(1)
 
 
+def fuse_conv_bn(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d in a Sequential.
+
+    Inference only: the result computes the same function with one layer fewer per
+    pair (about 20 % of MobileNetV2's CPU time is BatchNorm). Subclasses of BatchNorm2d
+    (timm's BatchNormAct2d also applies an activation) are left alone.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and not bn.training:
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+    return module
+
+
 def _strip_torchvision_head(model: nn.Module, arch: str) -> nn.Module:
     """Replace the last Linear of the classification head by Identity (pre-logits)."""
     for attr in HEAD_ATTRS:
@@ -87,9 +105,9 @@ def build_torchvision(
         return torchvision.models.get_model(arch, weights=None)
 
     if weights == RANDOM:
-        model = random_init(build)
-        return Pooled(_strip_torchvision_head(model, arch)), RANDOM, RANDOM
-    model = build()
+        model = random_init(build).eval()
+        return Pooled(fuse_conv_bn(_strip_torchvision_head(model, arch))), RANDOM, RANDOM
+    model = build().eval()
     head = tuple(a + "." for a in HEAD_ATTRS)
     if weights is not None:
         path = existing_file(weights, f"backbone {name!r}")
@@ -108,7 +126,8 @@ def build_torchvision(
                 sources.append("allow_download=True (--allow-download) to fetch it")
             raise _weights_missing(name, sources or ["torchvision ships no weights for it"])
     load_strict(model, read_state_dict(path), str(path), head=head)
-    return Pooled(_strip_torchvision_head(model, arch)), str(path), file_hash(path)
+    model = fuse_conv_bn(_strip_torchvision_head(model, arch))
+    return Pooled(model), str(path), file_hash(path)
 
 
 def _torchvision_default_weights(arch: str):
@@ -237,10 +256,10 @@ def build_yolo(name: str, weights: str | Path | None) -> Built:
             raise WeightsNotFoundError(f"backbone {name!r}: model YAML {text} not found") from None
         digest = hashlib.sha256(Path(text).name.encode()).hexdigest()[:8]
         logger.warning("backbone %r from %s is randomly initialized (untrained)", name, text)
-        return YoloBackbone(model.float().eval()), text, f"{RANDOM}-{digest}"
+        return YoloBackbone(model.float().eval().fuse(verbose=False)), text, f"{RANDOM}-{digest}"
     path = existing_file(weights, f"backbone {name!r}")
     model, _ = load_checkpoint(str(path))
-    return YoloBackbone(model.float().eval()), str(path), file_hash(path)
+    return YoloBackbone(model.float().eval().fuse(verbose=False)), str(path), file_hash(path)
 
 
 # --------------------------------------------------------------- non-neural

@@ -1,0 +1,224 @@
+"""Embedding throughput vs the seed paper's naive loop, and peak memory vs dataset size.
+
+``speed``: images/s and crops/s of ``embed_dataset`` (mobilenet_v2, defaults: 224 px
+squash, crops at 112 px, batched, DataLoader decode workers) side by side with the
+naive baseline the seed's scripts use: one image per forward pass at native resolution,
+PIL decode, a per-image Python loop, and one forward pass per box crop at its native
+size. Same weights, same machine, one run; cache off.
+
+``memory``: peak RSS growth while embedding N rows (hard links to a few small JPEGs, so
+every row has its own cache key), each size in a fresh subprocess; the growth beyond
+the output array stays flat when rows stream to cache shards.
+
+    python benchmarks/bench_embed.py speed --data /work/shared/datasets/bccd --limit 100
+    python benchmarks/bench_embed.py memory --sizes 10000,100000
+    python benchmarks/bench_embed.py speed --variants 0:2:16,1:1:16,1:2:16  # workers:threads:batch
+
+Results and the commands that produced them: benchmarks/NOTES_embed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+logging.getLogger("detreduce").setLevel(logging.ERROR)
+
+
+# ------------------------------------------------------------------ speed
+def naive_embed(ds, level: str) -> tuple[float, int, int]:
+    """The seed scripts' loop: PIL decode, native size, batch of one, per box too."""
+    import torch
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    from detreduce.features import get_backbone
+
+    net = get_backbone("mobilenet_v2").module  # same weights, pooled features
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    images, crops = 0, 0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i, path in enumerate(ds.image_paths):
+            img = Image.open(path).convert("RGB")
+            if level in ("image", "both"):
+                x = TF.normalize(TF.to_tensor(img), mean, std)[None]
+                f = net(x)
+                _ = (f / f.norm(dim=1, keepdim=True)).numpy()
+                images += 1
+            if level in ("box", "both"):
+                for box in ds.box_xyxy[ds.box_image == i]:
+                    x1, y1, x2, y2 = (int(v) for v in box)
+                    patch = img.crop((x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)))
+                    x = TF.normalize(TF.to_tensor(patch), mean, std)[None]
+                    f = net(x)
+                    _ = (f / f.norm(dim=1, keepdim=True)).numpy()
+                    crops += 1
+    return time.perf_counter() - t0, images, crops
+
+
+def ours_embed(ds, level: str, workers=None, batch_size=None) -> tuple[float, int, int]:
+    from detreduce.features import embed_dataset, get_backbone
+
+    bb = get_backbone("mobilenet_v2")
+    t0 = time.perf_counter()
+    emb = embed_dataset(
+        ds, bb, level, cache=False, device="cpu", workers=workers, batch_size=batch_size
+    )
+    seconds = time.perf_counter() - t0
+    n_img = emb.num_images if level in ("image", "both") else 0
+    return seconds, n_img, emb.num_boxes
+
+
+def speed(args) -> None:
+    import torch
+
+    from detreduce.data.load import load_dataset
+
+    ds = load_dataset(args.data)
+    if args.split:
+        ds = ds.split(args.split)
+    if args.limit:
+        ds = ds.subset(np.arange(min(args.limit, ds.num_images)))
+    print(
+        f"data: {args.data} split={args.split} images={ds.num_images} boxes={ds.num_boxes}; "
+        f"torch threads={torch.get_num_threads()}, cores={os.cpu_count()}, "
+        f"load average={os.getloadavg()[0]:.1f}"
+    )
+    rows = []
+    for level in args.levels.split(","):
+        base = naive_embed(ds, level)
+        rows.append(("naive (seed loop)", level, *base, None))
+        variants = [v for v in args.variants.split(",") if v] or ["auto"]
+        for v in variants:
+            label, workers, batch = "detreduce", None, None
+            if v != "auto":
+                w, t, b = (int(x) for x in v.split(":"))
+                torch.set_num_threads(t)
+                label, workers, batch = f"detreduce w={w} t={t} b={b}", w, b
+            res = ours_embed(ds, level, workers, batch)
+            rows.append((label, level, *res, base[0]))
+            torch.set_num_threads(os.cpu_count() or 1)
+    header = f"{'method':<28} {'level':<6} {'images':>6} {'crops':>6} {'seconds':>8} "
+    header += f"{'img/s':>7} {'crops/s':>8} {'speedup':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, level, sec, n_img, n_crop, base_sec in rows:
+        ips = f"{n_img / sec:.1f}" if n_img else "-"
+        cps = f"{n_crop / sec:.1f}" if n_crop else "-"
+        ratio = f"{base_sec / sec:.1f}x" if base_sec else "1.0x"
+        print(
+            f"{name:<28} {level:<6} {n_img:>6} {n_crop:>6} {sec:>8.1f} {ips:>7} {cps:>8} {ratio:>8}"
+        )
+
+
+# ----------------------------------------------------------------- memory
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def memory_child(n: int, root: Path, image_size: int, cache: bool) -> dict:
+    """Embed n hard-linked rows; report peak RSS growth over the pre-embed RSS."""
+    import dataclasses
+
+    from detreduce.data.load import load_dataset
+    from detreduce.features import embed_dataset, get_backbone
+
+    base = load_dataset(root / "data.yaml")
+    links = root / f"links-{n}"
+    links.mkdir(exist_ok=True)
+    paths = []
+    for i in range(n):
+        src = base.image_paths[i % base.num_images]
+        dst = links / f"{i:07d}.jpg"
+        if not dst.exists():
+            os.link(src, dst)
+        paths.append(str(dst))
+    ds = dataclasses.replace(
+        base,
+        image_paths=np.array(paths, dtype=object),
+        image_sizes=base.image_sizes[np.arange(n) % base.num_images],
+        image_splits=np.full(n, "train", dtype=object),
+        box_image=np.zeros(0),
+        box_class=np.zeros(0),
+        box_xyxy=np.zeros((0, 4)),
+    )
+    bb = get_backbone("mobilenet_v2")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
+    before = _rss_kib("VmRSS")
+    t0 = time.perf_counter()
+    emb = embed_dataset(ds, bb, "image", image_size=image_size, cache=cache, device="cpu")
+    seconds = time.perf_counter() - t0
+    peak = _rss_kib("VmHWM")
+    out_mib = emb.image.nbytes / 2**20
+    return {
+        "n": n,
+        "cache": cache,
+        "computed": emb.computed,
+        "seconds": round(seconds, 1),
+        "output_mib": round(out_mib, 1),
+        "peak_growth_mib": round((peak - before) / 1024, 1),
+        "beyond_output_mib": round((peak - before) / 1024 - out_mib, 1),
+    }
+
+
+def memory(args) -> None:
+    from detreduce.data.synthetic import make_synthetic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_synthetic(root / "base", n_images=200, imgsz=64, seed=0)
+        env = {**os.environ, "DETREDUCE_RUNS": str(root / "runs")}
+        print(f"mobilenet_v2 at {args.image_size} px, 1280-d float32, rows = hard links")
+        header = f"{'rows':>8} {'pass':<10} {'computed':>8} {'seconds':>8} {'output MiB':>10} "
+        header += f"{'peak growth MiB':>15} {'beyond output MiB':>17}"
+        print(header)
+        print("-" * len(header))
+        for n in (int(s) for s in args.sizes.split(",")):
+            for label in ("first", "from cache"):
+                cmd = [sys.executable, __file__, "_memory_child", str(n), str(root / "base")]
+                cmd += [str(args.image_size)]
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                print(
+                    f"{r['n']:>8} {label:<10} {r['computed']:>8} {r['seconds']:>8} "
+                    f"{r['output_mib']:>10} {r['peak_growth_mib']:>15} {r['beyond_output_mib']:>17}"
+                )
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_memory_child":
+        n, root, size = int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+        print(json.dumps(memory_child(n, root, size, cache=True)))
+        return
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("speed")
+    sp.add_argument("--data", default="/work/shared/datasets/bccd")
+    sp.add_argument("--split", default="train")
+    sp.add_argument("--limit", type=int, default=100, help="first N images (0: all)")
+    sp.add_argument("--levels", default="image,box")
+    sp.add_argument("--variants", default="", help="workers:threads:batch,... (default: auto)")
+    mp = sub.add_parser("memory")
+    mp.add_argument("--sizes", default="10000,100000")
+    mp.add_argument("--image-size", type=int, default=32)
+    args = ap.parse_args()
+    speed(args) if args.cmd == "speed" else memory(args)
+
+
+if __name__ == "__main__":
+    main()
