@@ -24,6 +24,21 @@ def _csv(text: str, kind: type = str) -> list:
         ) from None
 
 
+def _key_values(items: list[str]) -> dict:
+    """``["nbs=8", "lr0=0.02"]`` → ``{"nbs": 8, "lr0": 0.02}`` (values read as YAML scalars)."""
+    import yaml
+
+    from detreduce.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--train-arg expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def _join(values) -> str:
     return ",".join(str(v) for v in values)
 
@@ -121,6 +136,12 @@ def sweep(
     retry_failed: bool = typer.Option(
         default("sweep.retry_failed"), help="Retry runs recorded as failed when resuming."
     ),
+    train_arg: list[str] = typer.Option(
+        [],
+        "--train-arg",
+        help="Other Ultralytics train argument KEY=VALUE for every run, repeatable "
+        "(e.g. --train-arg nbs=8); part of the protocol.",
+    ),
     report: bool = typer.Option(True, help="Write report.md and plots when the sweep ends."),
     format: FormatOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
@@ -158,6 +179,7 @@ def sweep(
             backbone=backbone,
             balance=balance,
             level=level,
+            train_args=_key_values(train_arg),
             backend=backend,
             retry_failed=retry_failed,
             format=format,

@@ -1,11 +1,14 @@
-"""Lloyd k-means (faiss, seeded) and its two-level form for budgets in the tens of thousands.
+"""k-means (k-means++ init, Lloyd, seeded) and its two-level form for large budgets.
 
-CLC and typicality need k-means with k = budget. One Lloyd iteration costs O(n·k·d); when
-that exceeds ``work_limit`` multiply-adds the rows are first split into
-``m = ceil(n·k·d / work_limit)`` coarse partitions (see :mod:`._partition`), each gets a
-share of the k centroids proportional to its size, and k-means runs inside each
-partition: O(n·(k/m)·d) per iteration (hierarchical k-means, as in Nistér & Stewénius
+CLC and typicality need k-means with k = the budget: ``niter`` Lloyd iterations cost
+O(niter·n·k·d). When that exceeds ``work_limit`` multiply-adds the rows are first split
+into ``m = ceil(niter·n·k·d / work_limit)`` coarse partitions (see :mod:`._partition`),
+each gets a share of the k centroids proportional to its size, and k-means runs inside
+each partition: O(niter·n·(k/m)·d) (hierarchical k-means, as in Nistér & Stewénius
 2006; each coarse cell is a k-means problem on its own).
+
+Plain numpy (BLAS GEMM assignment, early stop when labels settle): faiss' k-means was
+not faster per iteration here (benchmarks/NOTES_reducers.md) and has no early stop.
 """
 
 from __future__ import annotations
@@ -16,22 +19,47 @@ from threadpoolctl import threadpool_limits
 from detreduce.reducers._linalg import pairwise_sq, sq_dist_to, sq_norms
 
 
-def _assign(X: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid of every row and its squared distance."""
-    try:
-        import faiss
-    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
-        labels = np.empty(len(X), dtype=np.int64)
-        d2 = np.empty(len(X), dtype=np.float32)
-        for s in range(0, len(X), 4096):
-            D = pairwise_sq(X[s : s + 4096], C)
-            labels[s : s + 4096] = D.argmin(axis=1)
-            d2[s : s + 4096] = D.min(axis=1)
-        return labels, d2
-    index = faiss.IndexFlatL2(C.shape[1])
-    index.add(np.ascontiguousarray(C, dtype=np.float32))
-    d2, labels = index.search(X, 1)
-    return labels[:, 0].astype(np.int64), d2[:, 0]
+def assign(X: np.ndarray, C: np.ndarray, sq: np.ndarray | None = None) -> tuple:
+    """Nearest centroid of every row and the squared distance to it (chunked GEMM)."""
+    sq = sq_norms(X) if sq is None else sq
+    sqc = sq_norms(C)
+    labels = np.empty(len(X), dtype=np.int64)
+    d2 = np.empty(len(X), dtype=np.float32)
+    step = max(1, 4_000_000 // max(len(C), 1))
+    for s in range(0, len(X), step):
+        D = X[s : s + step] @ C.T
+        D *= -2.0
+        D += sqc[None, :]
+        lab = D.argmin(axis=1)
+        labels[s : s + step] = lab
+        d2[s : s + step] = np.maximum(D[np.arange(len(lab)), lab] + sq[s : s + step], 0.0)
+    return labels, d2
+
+
+def lloyd(X: np.ndarray, init: np.ndarray, niter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd iterations from ``init``; stops early when no label changes. O(niter·n·k·d).
+
+    An empty cluster is re-seeded with the row farthest from its centroid (not yet used).
+    """
+    C = np.array(init, dtype=np.float32)
+    k = len(C)
+    sq = sq_norms(X)
+    labels, d2 = assign(X, C, sq)
+    for _ in range(niter):
+        order = np.argsort(labels, kind="stable")
+        counts = np.bincount(labels, minlength=k)
+        present = np.flatnonzero(counts)
+        starts = np.concatenate([[0], np.cumsum(counts[present])[:-1]])
+        C[present] = np.add.reduceat(X[order], starts, axis=0) / counts[present, None]
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):
+            far = np.argsort(-d2, kind="stable")[: len(empty)]
+            C[empty] = X[far]
+        new, d2 = assign(X, C, sq)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return C, labels
 
 
 def d2_sampling(
@@ -90,17 +118,16 @@ def kmeans(
     k: int,
     rng: np.random.Generator,
     *,
-    niter: int = 20,
+    niter: int = 10,
     sample_per_centroid: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd's k-means: ``(centroids (k, d), labels (n,))``. O(niter·n·k·d).
+    """k-means: ``(centroids (k, d), labels (n,))``, k-means++ init then :func:`lloyd`.
 
-    Initialised by k-means++ seeding (distinct rows, seeded); faiss re-seeds empty
-    clusters by splitting large ones. ``sample_per_centroid`` trains on at most that many
-    rows per centroid (a seeded sample), then assigns every row.
+    ``sample_per_centroid`` fits on at most that many rows per centroid (a seeded sample),
+    then assigns every row. O(niter·n·k·d).
     """
     X = np.ascontiguousarray(X, dtype=np.float32)
-    n, d = X.shape
+    n = len(X)
     if k >= n:
         return X.copy(), np.arange(n, dtype=np.int64)
     if k == 1:
@@ -108,27 +135,10 @@ def kmeans(
     train = X
     if sample_per_centroid and n > k * sample_per_centroid:
         train = X[np.sort(rng.choice(n, k * sample_per_centroid, replace=False))]
-    init = train[d2_sampling(train, k, rng)[0]]
-    seed = int(rng.integers(2**31 - 1))
-    try:
-        import faiss
-    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
-        from sklearn.cluster import KMeans
-
-        km = KMeans(k, init=init, n_init=1, max_iter=niter, random_state=seed).fit(train)
-        return km.cluster_centers_.astype(np.float32), _assign(X, km.cluster_centers_)[0]
-    km = faiss.Kmeans(
-        d,
-        k,
-        niter=niter,
-        seed=seed,
-        verbose=False,
-        min_points_per_centroid=1,  # no stderr warning for small n/k
-        max_points_per_centroid=len(train),  # no subsampling inside faiss
-    )
-    km.train(train, init_centroids=init)
-    labels, _ = _assign(X, km.centroids)
-    return km.centroids.copy(), labels
+    C, labels = lloyd(train, train[d2_sampling(train, k, rng)[0]], niter)
+    if train is not X:
+        labels = assign(X, C)[0]
+    return C, labels
 
 
 def kmeans_large(
@@ -139,12 +149,12 @@ def kmeans_large(
     niter: int,
     work_limit: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """k-means with k centroids, two-level when ``n·k·d > work_limit`` (see module doc)."""
+    """k-means with k centroids, two-level when ``niter·n·k·d > work_limit`` (module doc)."""
     from detreduce.reducers._partition import n_partitions, partition_rows
     from detreduce.reducers._strata import allocate
 
     n, d = X.shape
-    m = min(k, n_partitions(n, k, d, work_limit))
+    m = min(k, n_partitions(n, k, d * niter, work_limit))
     if m <= 1:
         return kmeans(X, k, rng, niter=niter)
     parts = partition_rows(X, m, rng)

@@ -1,9 +1,9 @@
 """Split rows into local partitions so that O(n·k·d) greedy methods scale.
 
-Greedy selections (farthest-point, herding, k-means++ seeding) and large-k k-means cost
-O(n·k·d). When that work exceeds a method's ``work_limit``, the rows are split into
-``m = ceil(n·k·d / work_limit)`` k-means partitions, found cheaply on a 32-dimensional
-PCA projection, and each greedy step only touches its own partition: the composable
+Greedy selections (farthest-point, herding, k-means++ seeding) cost O(n·k·d), and
+k-means with k = the budget O(niter·n·k·d). When that work exceeds a method's
+``work_limit``, the rows are split into ``m = ceil(work / work_limit)`` k-means partitions
+(at most one per 64 rows), found cheaply on a 32-dimensional PCA projection, and each greedy step only touches its own partition: the composable
 coreset idea of distributed k-center / diversity maximisation (Malkomes et al. 2015,
 "Fast distributed k-center clustering with outliers on massive data"; Indyk et al. 2014,
 "Composable core-sets for diversity and coverage maximization").
@@ -33,7 +33,7 @@ def partition_rows(X: np.ndarray, m: int, rng: np.random.Generator) -> list[np.n
     if m <= 1 or n <= 1:
         return [np.arange(n)]
     Z = pca(X, PARTITION_DIMS, rng) if X.shape[1] > PARTITION_DIMS else X
-    _, labels = kmeans(Z, min(m, n), rng, niter=10, sample_per_centroid=128)
+    _, labels = kmeans(Z, min(m, n), rng, niter=10, sample_per_centroid=32)
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
     return [part for part in np.split(order, bounds) if len(part)]

@@ -2,8 +2,8 @@
 
 Perera-Lago et al. (2024) run k-means with k = the budget per class and keep the
 centroids. The reference returns the synthetic centroids (not rows of the dataset, so
-no image can be kept) after one k-means iteration. Here: Lloyd's k-means (faiss,
-seeded, ``niter`` iterations) with k = the stratum's quota, then each centroid keeps the
+no image can be kept) after one k-means iteration. Here: Lloyd's k-means (k-means++
+init, seeded, up to ``niter`` iterations) with k = the stratum's quota, then each centroid keeps the
 member of its cluster nearest to it: real rows, unique by construction (DREAM's
 representative matching, Liu et al. 2023, is the same idea). A centroid left without
 members (rare) takes the nearest row not yet kept. Order: clusters from largest to

@@ -41,13 +41,14 @@ def lazy_greedy(indptr: np.ndarray, indices: np.ndarray, sim: np.ndarray, k: int
     heapq.heapify(heap)
     taken = np.zeros(n, dtype=bool)
     picks: list[int] = []
+    bounds = indptr.tolist()
     while len(picks) < k:
         _, j = heapq.heappop(heap)
         if taken[j]:
             continue
-        a, b = indptr[j], indptr[j + 1]
+        a, b = bounds[j], bounds[j + 1]
         nb = indices[a:b]
-        gain = max(0.0, 1.0 - cover[j]) + float(np.maximum(sim[a:b] - cover[nb], 0.0).sum())
+        gain = max(0.0, 1.0 - cover[j]) + float((sim[a:b] - cover[nb]).clip(min=0.0).sum())
         if heap and gain < -heap[0][0]:
             heapq.heappush(heap, (-gain, j))
             continue

@@ -1,7 +1,7 @@
 """Typicality + diversity: TypiClust (Hacohen, Dekel & Weinshall 2022, "Active learning
 on a budget"), the combination Lightly's selection offers as its typicality strategy.
 
-Diversity: the rows are split into k clusters (k = budget; Lloyd k-means, faiss,
+Diversity: the rows are split into k clusters (k = budget; k-means++ then Lloyd,
 two-level above ``work_limit``, see :mod:`._kmeans`). Typicality: the inverse mean
 distance to a row's ``n_neighbors`` nearest neighbours (kNN by faiss, one query). Each
 cluster keeps its most typical row, largest clusters first; a cluster left empty takes
