@@ -66,13 +66,20 @@ def naive_embed(ds, level: str) -> tuple[float, int, int]:
     return time.perf_counter() - t0, images, crops
 
 
-def ours_embed(ds, level: str, workers=None, batch_size=None) -> tuple[float, int, int]:
+def ours_embed(ds, level: str, workers=None, batch_size=None, threads=None):
     from detreduce.features import embed_dataset, get_backbone
 
     bb = get_backbone("mobilenet_v2")
     t0 = time.perf_counter()
     emb = embed_dataset(
-        ds, bb, level, cache=False, device="cpu", workers=workers, batch_size=batch_size
+        ds,
+        bb,
+        level,
+        cache=False,
+        device="cpu",
+        workers=workers,
+        batch_size=batch_size,
+        threads=threads,
     )
     seconds = time.perf_counter() - t0
     n_img = emb.num_images if level in ("image", "both") else 0
@@ -83,6 +90,11 @@ def speed(args) -> None:
     import torch
 
     from detreduce.data.load import load_dataset
+    from detreduce.features.embed import auto_threads
+
+    # The baseline gets the same torch thread policy as detreduce's default, so the
+    # ratio measures the pipeline, not OpenMP contention on a busy machine.
+    threads = args.threads or auto_threads(0)
 
     ds = load_dataset(args.data)
     if args.split:
@@ -91,23 +103,24 @@ def speed(args) -> None:
         ds = ds.subset(np.arange(min(args.limit, ds.num_images)))
     print(
         f"data: {args.data} split={args.split} images={ds.num_images} boxes={ds.num_boxes}; "
-        f"torch threads={torch.get_num_threads()}, cores={os.cpu_count()}, "
+        f"torch threads={threads}, cores={os.cpu_count()}, "
         f"load average={os.getloadavg()[0]:.1f}"
     )
     rows = []
     for level in args.levels.split(","):
+        torch.set_num_threads(threads)
         base = naive_embed(ds, level)
         rows.append(("naive (seed loop)", level, *base, None))
         variants = [v for v in args.variants.split(",") if v] or ["auto"]
         for v in variants:
             label, workers, batch = "detreduce", None, None
+            torch.set_num_threads(threads)
             if v != "auto":
                 w, t, b = (int(x) for x in v.split(":"))
                 torch.set_num_threads(t)
                 label, workers, batch = f"detreduce w={w} t={t} b={b}", w, b
-            res = ours_embed(ds, level, workers, batch)
+            res = ours_embed(ds, level, workers, batch, threads=None if v == "auto" else t)
             rows.append((label, level, *res, base[0]))
-            torch.set_num_threads(os.cpu_count() or 1)
     header = f"{'method':<28} {'level':<6} {'images':>6} {'crops':>6} {'seconds':>8} "
     header += f"{'img/s':>7} {'crops/s':>8} {'speedup':>8}"
     print(header)
@@ -213,6 +226,7 @@ def main() -> None:
     sp.add_argument("--limit", type=int, default=100, help="first N images (0: all)")
     sp.add_argument("--levels", default="image,box")
     sp.add_argument("--variants", default="", help="workers:threads:batch,... (default: auto)")
+    sp.add_argument("--threads", type=int, default=0, help="baseline threads (0: auto policy)")
     mp = sub.add_parser("memory")
     mp.add_argument("--sizes", default="10000,100000")
     mp.add_argument("--image-size", type=int, default=32)

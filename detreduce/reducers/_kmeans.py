@@ -14,9 +14,8 @@ not faster per iteration here (benchmarks/NOTES_reducers.md) and has no early st
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from detreduce.reducers._linalg import pairwise_sq, sq_dist_to, sq_norms
+from detreduce.reducers._linalg import sq_dist_to, sq_norms
 
 
 def assign(X: np.ndarray, C: np.ndarray, sq: np.ndarray | None = None) -> tuple:
@@ -89,24 +88,23 @@ def d2_sampling(
         block_of[p] = j
         local_of[p] = np.arange(len(p))
     picks = [first]
-    with threadpool_limits(1, user_api="blas"):
-        while len(picks) < k:
-            total = mass.sum()
-            if total <= 0:  # only duplicates of kept rows remain: uniform among the rest
-                g = int(rng.choice(np.flatnonzero(~taken)))
-                j, i = int(block_of[g]), int(local_of[g])
-            else:
-                cum_mass = np.cumsum(mass)
-                j = int(np.searchsorted(cum_mass, rng.random() * cum_mass[-1], "right"))
-                cum = np.cumsum(blocks[j][3])
-                i = int(np.searchsorted(cum, rng.random() * cum[-1], "right"))
-            part, Xj, sqj, d2j = blocks[j]
-            g = int(part[i])
-            picks.append(g)
-            taken[g] = True
-            np.minimum(d2j, sq_dist_to(Xj, sqj, Xj[i]), out=d2j)
-            d2j[i] = 0.0
-            mass[j] = d2j.sum()
+    while len(picks) < k:
+        total = mass.sum()
+        if total <= 0:  # only duplicates of kept rows remain: uniform among the rest
+            g = int(rng.choice(np.flatnonzero(~taken)))
+            j, i = int(block_of[g]), int(local_of[g])
+        else:
+            cum_mass = np.cumsum(mass)
+            j = int(np.searchsorted(cum_mass, rng.random() * cum_mass[-1], "right"))
+            cum = np.cumsum(blocks[j][3])
+            i = int(np.searchsorted(cum, rng.random() * cum[-1], "right"))
+        part, Xj, sqj, d2j = blocks[j]
+        g = int(part[i])
+        picks.append(g)
+        taken[g] = True
+        np.minimum(d2j, sq_dist_to(Xj, sqj, Xj[i]), out=d2j)
+        d2j[i] = 0.0
+        mass[j] = d2j.sum()
     if len(parts) > 1:
         for part, _, _, d2j in blocks:
             d2[part] = d2j

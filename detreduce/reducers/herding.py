@@ -15,7 +15,6 @@ Scores: none (the order is the output).
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from detreduce.config import default
 from detreduce.reducers._linalg import sq_norms
@@ -37,14 +36,13 @@ def herd(X: np.ndarray, k: int) -> np.ndarray:
     x_s = np.zeros(n, dtype=np.float32)
     taken = np.zeros(n, dtype=bool)
     picks = np.empty(k, dtype=np.int64)
-    with threadpool_limits(1, user_api="blas"):
-        for t in range(1, k + 1):
-            score = 2.0 * (t * x_mu - x_s) - sq
-            score[taken] = -np.inf
-            i = int(np.argmax(score))
-            picks[t - 1] = i
-            taken[i] = True
-            x_s += X @ X[i]
+    for t in range(1, k + 1):
+        score = 2.0 * (t * x_mu - x_s) - sq
+        score[taken] = -np.inf
+        i = int(np.argmax(score))
+        picks[t - 1] = i
+        taken[i] = True
+        x_s += X @ X[i]
     return picks
 
 
