@@ -6,13 +6,17 @@ naive baseline the seed's scripts use: one image per forward pass at native reso
 PIL decode, a per-image Python loop, and one forward pass per box crop at its native
 size. Same weights, same machine, one run; cache off.
 
+``quality``: leave-one-out nearest-class-centroid accuracy of aquarium box-crop
+embeddings per backbone and crop size (what tests/test_features_real.py asserts).
+
 ``memory``: peak RSS growth while embedding N rows (hard links to a few small JPEGs, so
 every row has its own cache key), each size in a fresh subprocess; the growth beyond
 the output array stays flat when rows stream to cache shards.
 
     python benchmarks/bench_embed.py speed --data /work/shared/datasets/bccd --limit 100
     python benchmarks/bench_embed.py memory --sizes 10000,100000
-    python benchmarks/bench_embed.py speed --variants 0:2:16,1:1:16,1:2:16  # workers:threads:batch
+    python benchmarks/bench_embed.py quality --crop-sizes 64,96,112  # NCC of crop embeddings
+    python benchmarks/bench_embed.py speed --variants auto,1:1:8,0:1:8:64  # w:threads:batch[:crop]
 
 Results and the commands that produced them: benchmarks/NOTES_embed.md.
 """
@@ -66,7 +70,7 @@ def naive_embed(ds, level: str) -> tuple[float, int, int]:
     return time.perf_counter() - t0, images, crops
 
 
-def ours_embed(ds, level: str, workers=None, batch_size=None, threads=None):
+def ours_embed(ds, level: str, workers=None, batch_size=None, threads=None, crop_size=None):
     from detreduce.features import embed_dataset, get_backbone
 
     bb = get_backbone("mobilenet_v2")
@@ -80,6 +84,7 @@ def ours_embed(ds, level: str, workers=None, batch_size=None, threads=None):
         workers=workers,
         batch_size=batch_size,
         threads=threads,
+        crop_size=crop_size,
     )
     seconds = time.perf_counter() - t0
     n_img = emb.num_images if level in ("image", "both") else 0
@@ -115,13 +120,15 @@ def speed(args) -> None:
         for v in variants:
             label, workers, batch = "detreduce", None, None
             torch.set_num_threads(threads)
+            t, crop = None, None
             if v != "auto":
-                w, t, b = (int(x) for x in v.split(":"))
-                torch.set_num_threads(t)
+                w, t, b, *rest = (int(x) for x in v.split(":"))
+                crop = rest[0] if rest else None
                 label, workers, batch = f"detreduce w={w} t={t} b={b}", w, b
-            res = ours_embed(ds, level, workers, batch, threads=None if v == "auto" else t)
+                label += f" crop={crop}" if crop else ""
+            res = ours_embed(ds, level, workers, batch, threads=t, crop_size=crop)
             rows.append((label, level, *res, base[0]))
-    header = f"{'method':<28} {'level':<6} {'images':>6} {'crops':>6} {'seconds':>8} "
+    header = f"{'method':<32} {'level':<6} {'images':>6} {'crops':>6} {'seconds':>8} "
     header += f"{'img/s':>7} {'crops/s':>8} {'speedup':>8}"
     print(header)
     print("-" * len(header))
@@ -130,8 +137,64 @@ def speed(args) -> None:
         cps = f"{n_crop / sec:.1f}" if n_crop else "-"
         ratio = f"{base_sec / sec:.1f}x" if base_sec else "1.0x"
         print(
-            f"{name:<28} {level:<6} {n_img:>6} {n_crop:>6} {sec:>8.1f} {ips:>7} {cps:>8} {ratio:>8}"
+            f"{name:<32} {level:<6} {n_img:>6} {n_crop:>6} {sec:>8.1f} {ips:>7} {cps:>8} {ratio:>8}"
         )
+
+
+# ---------------------------------------------------------------- quality
+def ncc_loo(x: np.ndarray, y: np.ndarray, k: int) -> tuple[float, float]:
+    """Leave-one-out nearest-class-centroid (cosine): accuracy and balanced accuracy."""
+    x = x.astype(np.float64)
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, y, x)
+    counts = np.bincount(y, minlength=k).astype(float)
+    pred = np.empty(len(x), dtype=np.int64)
+    for i in range(len(x)):
+        s, c = sums.copy(), counts.copy()
+        s[y[i]] -= x[i]
+        c[y[i]] -= 1
+        cent = s / c[:, None]
+        cent /= np.linalg.norm(cent, axis=1, keepdims=True)
+        pred[i] = int(np.argmax(cent @ x[i]))
+    balanced = float(np.mean([(pred[y == c] == c).mean() for c in range(k)]))
+    return float((pred == y).mean()), balanced
+
+
+def quality(args) -> None:
+    """Crop-embedding quality per backbone / crop size on aquarium (as the real-data test)."""
+    import dataclasses
+
+    from detreduce.data.load import load_dataset
+    from detreduce.features import embed_dataset
+
+    ds = load_dataset(args.data).split("train")
+    rng = np.random.default_rng(0)
+    keep = np.sort(
+        np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(ds.box_class == c))[: args.per_class]
+                for c in range(len(ds.names))
+            ]
+        )
+    )
+    ds = dataclasses.replace(
+        ds, box_image=ds.box_image[keep], box_class=ds.box_class[keep], box_xyxy=ds.box_xyxy[keep]
+    )
+    ds = ds.subset(np.unique(ds.box_image))
+    k = len(ds.names)
+    print(f"{args.data}: {ds.num_boxes} crops ({args.per_class}/class), chance {1 / k:.3f}")
+    header = f"{'backbone':<26} {'crop px':>7} {'accuracy':>8} {'balanced':>8} {'seconds':>8}"
+    print(header)
+    print("-" * len(header))
+    for spec in args.backbones.split(","):
+        name, _, weights = spec.partition(":")
+        for crop in (int(c) for c in args.crop_sizes.split(",")):
+            t0 = time.perf_counter()
+            emb = embed_dataset(
+                ds, name, "box", weights=weights or None, crop_size=crop, cache=False
+            )
+            acc, bal = ncc_loo(emb.box, emb.box_class, k)
+            print(f"{spec:<26} {crop:>7} {acc:>8.3f} {bal:>8.3f} {time.perf_counter() - t0:>8.1f}")
 
 
 # ----------------------------------------------------------------- memory
@@ -225,13 +288,22 @@ def main() -> None:
     sp.add_argument("--split", default="train")
     sp.add_argument("--limit", type=int, default=100, help="first N images (0: all)")
     sp.add_argument("--levels", default="image,box")
-    sp.add_argument("--variants", default="", help="workers:threads:batch,... (default: auto)")
+    sp.add_argument(
+        "--variants", default="", help="workers:threads:batch[:crop_size],... (default: auto)"
+    )
     sp.add_argument("--threads", type=int, default=0, help="baseline threads (0: auto policy)")
+    qp = sub.add_parser("quality")
+    qp.add_argument("--data", default="/work/shared/datasets/aquarium")
+    qp.add_argument("--per-class", type=int, default=40)
+    qp.add_argument(
+        "--backbones", default="mobilenet_v2,mobilenet_v2:random,efficientnet_lite0,hist_hog"
+    )
+    qp.add_argument("--crop-sizes", default="112")
     mp = sub.add_parser("memory")
     mp.add_argument("--sizes", default="10000,100000")
     mp.add_argument("--image-size", type=int, default=32)
     args = ap.parse_args()
-    speed(args) if args.cmd == "speed" else memory(args)
+    {"speed": speed, "quality": quality, "memory": memory}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -109,24 +109,43 @@ def test_checkpoint_for_another_architecture_is_rejected(tmp_path):
         get_backbone("mobilenet_v2", weights=path)
 
 
-def test_yolo_backbone_pools_after_sppf():
+def test_yolo_backbone_pools_after_sppf_from_yaml_and_pt(tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
+
     bb = get_backbone("yolo", weights="yolov8n.yaml")
     assert type(bb.module.layers[-1]).__name__ == "SPPF"
     assert bb.dim == 256  # yolov8n SPPF width
     assert bb.weights_hash.startswith("random")
-    with torch.inference_mode():
-        out = bb.embed(_pixels(size=64))
-    assert out.shape == (2, 256)
-
-
-def test_yolo_checkpoint_pt(tmp_path):
-    from ultralytics.nn.tasks import DetectionModel
-
+    out = bb.embed(_pixels(size=64))
+    assert out.shape == (2, 256) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+    # a trained detector's checkpoint (.pt, saved in half precision as Ultralytics does)
     model = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
     path = tmp_path / "best.pt"
     torch.save({"model": model.half(), "train_args": {}}, path)
-    bb = get_backbone("yolo", weights=path)
-    assert bb.dim == 256 and bb.weights_hash == file_hash(path)
+    trained = get_backbone("yolo", weights=path)
+    assert trained.dim == 256 and trained.weights_hash == file_hash(path)
+
+
+def test_any_timm_model_with_local_checkpoint(tmp_path):
+    import timm
+
+    net = timm.create_model("resnet10t", pretrained=False, num_classes=3)
+    path = tmp_path / "r10t.pth"
+    torch.save(net.state_dict(), path)
+    bb = get_backbone("timm:resnet10t", weights=path)
+    assert bb.spec.family == "timm" and bb.dim == 512
+    assert bb.weights_hash == file_hash(path)
+    net.reset_classifier(0)
+    net.eval()
+    x = _pixels()
+    xf = x.permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor(bb.spec.preprocess.mean).view(1, 3, 1, 1)
+    std = torch.tensor(bb.spec.preprocess.std).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        ref = torch.nn.functional.normalize(net((xf - mean) / std), dim=1)
+    assert torch.allclose(bb.embed(x), ref, atol=1e-4)
+    with pytest.raises(WeightsNotFoundError, match="allow_download"):
+        get_backbone("timm:resnet10t")
 
 
 def test_hist_hog_needs_no_weights_and_separates_colours():

@@ -125,14 +125,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def auto_batch_size(device: torch.device, input_size: int) -> int:
-    """Images per forward pass: small on CPU, large on GPU.
+    """Inputs per forward pass: small on CPU, large on GPU, scaled by input area.
 
     On CPU, small batches keep activations in cache: MobileNetV2 at 224 px on one
     thread ran 19 img/s at batch 8 and 14 img/s at batch 64 (crops at 112 px: 97 vs 80).
     """
+    area = (224 / input_size) ** 2
     if device.type != "cuda":
-        return 8
-    return int(min(1024, max(16, 256 * (224 / input_size) ** 2)))
+        return int(min(64, max(8, 8 * area)))
+    return int(min(1024, max(16, 256 * area)))
 
 
 def auto_workers(device: torch.device) -> int:
@@ -521,9 +522,7 @@ def _compute(plan: _Plan, bb: Backbone, cfg: _Settings, progress: bool | Progres
     if len(todo) == 0:
         return
     batch = cfg.batch_size or auto_batch_size(cfg.device, plan.image_pre.size)
-    crop_batch = cfg.crop_batch_size or int(
-        min(1024, max(batch, batch * (plan.image_pre.size / plan.crop.size) ** 2))
-    )
+    crop_batch = cfg.crop_batch_size or auto_batch_size(cfg.device, plan.crop.size)
     workers = cfg.workers if len(todo) > batch else 0  # a single batch: no process start-up
     data = DecodeDataset(
         plan.paths,
