@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import logging
-import zipfile
 
 import pytest
 
-from detreduce import demo
+from detreduce import demo, recipes
 from detreduce.cli import main
-from detreduce.errors import DatasetError
 
 
 def test_demo_data_prefers_the_datasets_env_folder(tmp_path, monkeypatch):
@@ -27,34 +24,26 @@ def test_demo_data_finds_the_shared_bccd(bccd, monkeypatch):
 
 
 def test_demo_falls_back_to_synthetic_with_a_warning(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(demo, "dataset_search_paths", lambda name: [tmp_path / "nowhere" / name])
+    monkeypatch.setattr(recipes, "find_dataset", lambda name: None)
     with caplog.at_level(logging.WARNING, logger="detreduce"):
         path, synthetic = demo.resolve_demo_data(download=False, synthetic_dir=tmp_path / "syn")
     assert synthetic and path == tmp_path / "syn" / "data.yaml" and path.exists()
-    assert "SYNTHETIC" in caplog.text and "Shenggan/BCCD_Dataset" in caplog.text
+    assert "SYNTHETIC" in caplog.text and "detreduce fetch bccd" in caplog.text
 
 
-def test_download_follows_the_recipe_and_unpacks_atomically(tmp_path, monkeypatch, caplog):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("BCCD_Dataset-master/BCCD/Annotations/a.xml", "<annotation/>")
-        zf.writestr("BCCD_Dataset-master/README.md", "readme")
-    archive = tmp_path / "bccd.zip"
-    archive.write_bytes(buf.getvalue())
-    recipe = {"url": archive.as_uri(), "subdir": "BCCD_Dataset-master/BCCD", "license": "MIT"}
-    monkeypatch.setattr(demo, "load_recipe", lambda name: recipe)
+def test_demo_offline_download_falls_back_to_synthetic(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(recipes, "find_dataset", lambda name: None)
+    unreachable = {
+        "url": (tmp_path / "missing.zip").as_uri(),  # fails like an offline machine
+        "subdir": "BCCD",
+        "licence": "MIT",
+    }
+    monkeypatch.setattr(recipes, "recipe", lambda name: unreachable)
+    monkeypatch.setenv("DETREDUCE_CACHE", str(tmp_path / "cache"))
     with caplog.at_level(logging.WARNING, logger="detreduce"):
-        dest = demo.download_dataset("bccd", tmp_path / "datasets" / "bccd")
-    assert (dest / "Annotations" / "a.xml").exists()
-    assert archive.as_uri() in caplog.text  # the download is logged with its source
-    assert not any(p.name.endswith(".tmp") for p in dest.parent.iterdir())
-
-
-def test_download_offline_is_a_clear_error(tmp_path, monkeypatch):
-    missing = (tmp_path / "missing.zip").as_uri()
-    monkeypatch.setattr(demo, "load_recipe", lambda name: {"url": missing})
-    with pytest.raises(DatasetError, match="cannot download bccd .* --data"):
-        demo.download_dataset("bccd", tmp_path / "bccd")
+        path, synthetic = demo.resolve_demo_data(download=True, synthetic_dir=tmp_path / "syn")
+    assert synthetic and path.exists()
+    assert "cannot download bccd" in caplog.text and "SYNTHETIC" in caplog.text
 
 
 def test_demo_missing_data_path_is_an_error(tmp_path):
