@@ -29,9 +29,24 @@ def methods(
 
     Defaults come from detreduce/cfg/reducers.yaml (the same ones the Python API uses).
     """
+    import fnmatch
+
     from detreduce.reducers import describe_methods
+    from detreduce.reducers.catalog import MethodInfo
 
     infos = describe_methods(pattern)
+    # Not a reducer (it reads file names, not embeddings), but users pick it the same way.
+    baseline = MethodInfo(
+        name="ultralytics_fraction",
+        aliases=("ultralytics-fraction",),
+        summary="what Ultralytics' fraction= does: the first N files of the sorted list",
+        uses_features=False,
+        params={},
+    )
+    if pattern is None or any(
+        fnmatch.fnmatch(n, pattern) for n in (baseline.name, *baseline.aliases)
+    ):
+        infos = [*infos, baseline]
     if not infos:
         typer.echo(f"no method matches {pattern!r}")
         return
