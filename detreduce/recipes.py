@@ -53,7 +53,10 @@ def fetch_dataset(name: str, dest: Path | None = None, timeout: float = 60) -> P
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "archive.zip"
         try:
-            with urllib.request.urlopen(r["url"], timeout=timeout) as resp, open(archive, "wb") as f:
+            with (
+                urllib.request.urlopen(r["url"], timeout=timeout) as resp,
+                open(archive, "wb") as f,
+            ):
                 shutil.copyfileobj(resp, f)
         except OSError as exc:
             raise DatasetError(

@@ -12,7 +12,9 @@ from detreduce.cli.app import app
 @app.command()
 def fetch(
     name: str = typer.Argument(..., help="Recipe name in datasets/ (bccd, aquarium, chess)."),
-    dest: Path | None = typer.Option(None, help="Target folder (default: runs/.cache/datasets/NAME)."),
+    dest: Path | None = typer.Option(
+        None, help="Target folder (default: runs/.cache/datasets/NAME)."
+    ),
 ) -> None:
     """Download and unpack a dataset named in datasets/*.yaml; prints where it is.
 

@@ -77,7 +77,9 @@ def reduce(
     for key, label in (("epsilon", "image"), ("epsilon_box", "box crops")):
         block = (result.figures or {}).get(key)
         if isinstance(block, dict) and "overall" in block:
-            console.print(f"ε-representativeness ({label}, {block.get('metric', '')}): {block['overall']}")
+            console.print(
+                f"ε-representativeness ({label}, {block.get('metric', '')}): {block['overall']}"
+            )
     console.print(f"wrote {result.data_yaml}", soft_wrap=True)
     console.print(
         f"train it: yolo train data={result.data_yaml} model=yolov8n.yaml", soft_wrap=True
