@@ -13,7 +13,7 @@ embeddings per backbone and crop size (what tests/test_features_real.py asserts)
 every row has its own cache key), each size in a fresh subprocess; the growth beyond
 the output array stays flat when rows stream to cache shards.
 
-    python benchmarks/bench_embed.py speed --data /work/shared/datasets/bccd --limit 100
+    python benchmarks/bench_embed.py speed --data ../shared/datasets/bccd --limit 100
     python benchmarks/bench_embed.py memory --sizes 10000,100000
     python benchmarks/bench_embed.py quality --crop-sizes 64,96,112  # NCC of crop embeddings
     python benchmarks/bench_embed.py speed --variants auto,1:1:8,0:1:8:64  # w:threads:batch[:crop]
@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 logging.getLogger("detreduce").setLevel(logging.ERROR)
+
+#: The real datasets beside the repository (override with --data).
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 # ------------------------------------------------------------------ speed
@@ -284,7 +287,7 @@ def main() -> None:
     )
     sub = ap.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("speed")
-    sp.add_argument("--data", default="/work/shared/datasets/bccd")
+    sp.add_argument("--data", default=str(SHARED / "bccd"))
     sp.add_argument("--split", default="train")
     sp.add_argument("--limit", type=int, default=100, help="first N images (0: all)")
     sp.add_argument("--levels", default="image,box")
@@ -293,7 +296,7 @@ def main() -> None:
     )
     sp.add_argument("--threads", type=int, default=0, help="baseline threads (0: auto policy)")
     qp = sub.add_parser("quality")
-    qp.add_argument("--data", default="/work/shared/datasets/aquarium")
+    qp.add_argument("--data", default=str(SHARED / "aquarium"))
     qp.add_argument("--per-class", type=int, default=40)
     qp.add_argument(
         "--backbones", default="mobilenet_v2,mobilenet_v2:random,efficientnet_lite0,hist_hog"
