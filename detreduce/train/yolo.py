@@ -208,25 +208,29 @@ def train_yolo(
             yolo.add_callback(
                 "on_train_epoch_end", lambda tr: on_epoch_end(int(tr.epoch) + 1, int(tr.epochs))
             )
+        # Settings training and validation share, so the two can never disagree.
+        common = dict(
+            data=str(resolved_yaml),
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            workers=workers,
+            plots=False,
+            project=str(out),
+            exist_ok=True,
+            verbose=verbose,
+        )
         with meter.measure("training") as train_phase:
             yolo.train(
                 trainer=MeteredTrainer,
-                data=str(resolved_yaml),
+                **common,
+                name="train",
                 epochs=plan.epochs,
-                imgsz=imgsz,
-                batch=batch,
-                device=device,
                 seed=seed,
                 deterministic=True,
-                workers=workers,
                 amp=amp,
-                project=str(out),
-                name="train",
-                exist_ok=True,
-                plots=False,
                 val=False,
                 cache=False,
-                verbose=verbose,
                 **dict(train_args or {}),
             )
         trainer = yolo.trainer
@@ -235,19 +239,7 @@ def train_yolo(
         val_model = YOLO(str(weights))
         val_model.add_callback("on_val_end", lambda validator: seen.append(int(validator.seen)))
         with meter.measure("validation") as val_phase:
-            metrics = val_model.val(
-                data=str(resolved_yaml),
-                split="val",
-                imgsz=imgsz,
-                batch=batch,
-                device=device,
-                workers=workers,
-                plots=False,
-                project=str(out),
-                name="val",
-                exist_ok=True,
-                verbose=verbose,
-            )
+            metrics = val_model.val(**common, name="val", split="val")
     box = metrics.box
     ap50, ap = _per_class(box, data.names)
     result = TrainResult(
