@@ -53,7 +53,9 @@ def test_image_and_box_rows_are_keyed_and_normalized(synth):
 def test_levels_agree_and_one_decode_per_image(synth, monkeypatch):
     calls = []
     real = pp.decode
-    monkeypatch.setattr(pp, "decode", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(
+        pp, "decode", lambda path, factor=1: calls.append(path) or real(path, factor)
+    )
     both = embed_dataset(synth, "hist_hog", "both", cache=False, **FAST)
     assert sorted(calls) == sorted(synth.image_paths.tolist())  # once each, for both levels
     image = embed_dataset(synth, "hist_hog", "image", cache=False, **FAST)

@@ -42,6 +42,10 @@ def embed(
     image_size: int | None = typer.Option(
         default("features.image_size"), help="Input side for whole images (default: backbone's)."
     ),
+    runtime: str = typer.Option(
+        default("features.runtime"),
+        help="auto (ONNX Runtime on CPU when installed, else torch), torch or onnxruntime.",
+    ),
     dtype: str = typer.Option(default("features.dtype"), help="float32 or float16."),
     cache: bool = typer.Option(default("features.cache"), help="Reuse/store cached rows."),
     allow_download: bool = typer.Option(
@@ -105,12 +109,13 @@ def embed(
             cache=cache,
             workers=workers,
             threads=threads,
+            runtime=runtime,
         )
     rate = f" at {emb.computed / emb.seconds:.1f} img/s" if emb.computed and emb.seconds else ""
     typer.echo(
         f"{emb.num_images} images ({emb.computed} computed{rate}, {emb.cached} from cache), "
         f"{emb.num_boxes} boxes; backbone {emb.backbone} ({emb.dim}-d, weights "
-        f"{emb.weights_hash}) in {emb.seconds:.1f} s"
+        f"{emb.weights_hash}, {emb.runtime}) in {emb.seconds:.1f} s"
     )
     if out is not None:
         path = export_embeddings(emb, None, out, overwrite=overwrite)

@@ -44,6 +44,8 @@ class DecodeDataset(Dataset):
         rows: which rows to decode, in order.
         want_image, want_boxes: per row (aligned with ``paths``), what to produce.
         image_pre: whole-image preprocessing; crop: crop parameters.
+        decode_factors: per row, decode at 1/factor scale (1: full size; >1 only for
+            rows that want no crops, see ``preprocess.draft_factor``).
     """
 
     def __init__(
@@ -57,19 +59,24 @@ class DecodeDataset(Dataset):
         want_boxes: np.ndarray,
         image_pre: pp.Preprocess,
         crop: CropParams,
+        decode_factors: np.ndarray | None = None,
     ) -> None:
         self.paths, self.sizes = paths, sizes
         self.box_offsets, self.box_xyxy = box_offsets, box_xyxy
         self.rows = rows
         self.want_image, self.want_boxes = want_image, want_boxes
         self.image_pre, self.crop = image_pre, crop
+        self.decode_factors = decode_factors
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, j: int) -> dict:
         r = int(self.rows[j])
-        img = pp.decode(str(self.paths[r]))
+        factor = 1
+        if self.decode_factors is not None and not self.want_boxes[r]:
+            factor = int(self.decode_factors[r])
+        img = pp.decode(str(self.paths[r]), factor)
         item = {"row": r, "ok": img is not None, "image": None, "crops": None}
         if img is None:
             return item

@@ -27,7 +27,8 @@ from detreduce.errors import ConfigError, DatasetError
 from detreduce.features.backbones import Backbone, get_backbone
 from detreduce.features.cache import ShardStore, derived_key, image_key, store_dir
 from detreduce.features.dataset import CropParams, DecodeDataset, make_loader
-from detreduce.features.preprocess import Preprocess
+from detreduce.features.preprocess import Preprocess, draft_factor
+from detreduce.features.runtime import resolve_runtime
 
 logger = logging.getLogger("detreduce")
 
@@ -55,6 +56,8 @@ class Embeddings:
         dataset_fingerprint: :meth:`DetectionDataset.fingerprint` of the source.
         computed, cached: images decoded in this call / images served from the cache.
         seconds: wall time of the call.
+        runtime: what ran the network in this call (``torch``, ``onnxruntime``, or
+            ``none`` when every row came from the cache).
     """
 
     image: np.ndarray | None
@@ -73,6 +76,7 @@ class Embeddings:
     computed: int = 0
     cached: int = 0
     seconds: float = 0.0
+    runtime: str = "none"
 
     @property
     def num_images(self) -> int:
@@ -185,6 +189,8 @@ def embed_dataset(
     allow_download: bool | None = None,
     amp: bool | None = None,
     shard_images: int | None = None,
+    runtime: str | None = None,
+    draft_decode: bool | None = None,
 ) -> Embeddings:
     """Embed the images (and/or box crops) of a dataset with a pretrained backbone.
 
@@ -206,6 +212,10 @@ def embed_dataset(
         workers: decode processes (None: auto).
         threads: torch CPU threads during the call (None: cores minus workers);
             the previous setting is restored afterwards.
+        runtime: ``auto`` (ONNX Runtime for a neural backbone on CPU when installed,
+            else torch), ``torch`` or ``onnxruntime``.
+        draft_decode: for ``level='image'``, decode JPEGs at 1/2–1/8 scale when the
+            reduced image still covers the input size (faster, nearly the same pixels).
 
     Every other parameter defaults to ``detreduce/cfg/features.yaml``.
     """
@@ -226,6 +236,8 @@ def embed_dataset(
         threads=threads,
         amp=amp,
         shard_images=shard_images,
+        runtime=runtime,
+        draft_decode=draft_decode,
     )
     bb = (
         backbone
@@ -235,7 +247,7 @@ def embed_dataset(
     bb = bb.to(cfg.device, amp=cfg.amp)
     rows = _rows(dataset, indices)
     plan = _Plan.build(dataset, rows, bb, cfg)
-    _compute(plan, bb, cfg, progress)
+    runtime = _compute(plan, bb, cfg, progress)
     plan.fill_from_cache()
     plan.fill_duplicates()
     emb = Embeddings(
@@ -255,13 +267,15 @@ def embed_dataset(
         computed=plan.n_todo,
         cached=len(rows) - plan.n_todo,
         seconds=time.perf_counter() - t0,
+        runtime=runtime,
     )
     logger.info(
-        "embedded %d images (%d from cache) and %d boxes with %s in %.1f s",
+        "embedded %d images (%d from cache) and %d boxes with %s on %s in %.1f s",
         emb.num_images,
         emb.cached,
         emb.num_boxes,
         bb.name,
+        runtime,
         emb.seconds,
     )
     return emb
@@ -283,6 +297,8 @@ class _Settings:
     threads: int
     amp: bool
     shard_images: int
+    runtime: str
+    draft_decode: bool
 
     @classmethod
     def resolve(cls, **given) -> _Settings:
@@ -305,6 +321,7 @@ class _Settings:
         if v["threads"] is not None and int(v["threads"]) < 1:
             raise ConfigError(f"threads must be >= 1, got {v['threads']!r}")
         dev = resolve_device(v["device"])
+        resolve_runtime(str(v["runtime"]), dev, takes_uint8=False)  # validates the name
         workers = auto_workers(dev) if v["workers"] is None else int(v["workers"])
         return cls(
             level=v["level"],
@@ -320,6 +337,8 @@ class _Settings:
             threads=auto_threads(workers) if v["threads"] is None else int(v["threads"]),
             amp=bool(v["amp"]),
             shard_images=max(1, int(v["shard_images"])),
+            runtime=str(v["runtime"]),
+            draft_decode=bool(v["draft_decode"]),
         )
 
 
@@ -358,6 +377,7 @@ class _Plan:
     box_dataset_image: np.ndarray
     image_keys: list[bytes]
     box_keys: list[bytes]
+    decode_factors: np.ndarray
     need_image: np.ndarray
     need_box: np.ndarray
     image_store: ShardStore | None
@@ -378,6 +398,7 @@ class _Plan:
             spec_pre.mean,
             spec_pre.std,
             spec_pre.pad_value,
+            draft=cfg.draft_decode and not want_box,  # crops need the full-size decode
         )
         crop_pre = Preprocess(cfg.crop.size, "squash", spec_pre.mean, spec_pre.std)
         # Boxes of the chosen images, grouped by output row, dataset order inside a row.
@@ -393,10 +414,17 @@ class _Plan:
         box_xyxy = dataset.box_xyxy[sel]
         paths = dataset.image_paths[rows]
         sizes = dataset.image_sizes[rows]
-        image_keys = [_key(p, cfg.cache_key) for p in paths]
+        file_keys = [_key(p, cfg.cache_key) for p in paths]
+        # Rows decoded at reduced scale get their own image keys: full-decode rows
+        # (level both, or images too small to reduce) stay shared between levels.
+        factors = np.array([draft_factor(int(w), int(h), image_pre) for w, h in sizes], np.int64)
+        image_keys = [
+            derived_key(k, f"draft{f}".encode()) if f > 1 else k
+            for k, f in zip(file_keys, factors.tolist(), strict=True)
+        ]
         box_keys = (
             [
-                derived_key(image_keys[r], box_xyxy[box_offsets[r] : box_offsets[r + 1]].tobytes())
+                derived_key(file_keys[r], box_xyxy[box_offsets[r] : box_offsets[r + 1]].tobytes())
                 for r in range(n)
             ]
             if want_box
@@ -404,10 +432,13 @@ class _Plan:
         )
         common = {"backbone": bb.name, "arch": bb.spec.arch, "weights": bb.weights_hash}
         common["dtype"] = cfg.dtype
-        params = {"image": image_pre.key(), "crop": {**crop_pre.key(), **cfg.crop.key()}}
+        params = {
+            "image": {**image_pre.key(), "draft": image_pre.draft},
+            "crop": {**crop_pre.key(), **cfg.crop.key()},
+        }
         image_store = box_store = None
         if cfg.cache and want_image:
-            p = {**common, **params["image"]}
+            p = {**common, **image_pre.key()}
             image_store = ShardStore(store_dir("image", p), p, bb.dim, cfg.dtype)
         if cfg.cache and want_box:
             p = {**common, **params["crop"]}
@@ -433,6 +464,7 @@ class _Plan:
             box_dataset_image=dataset.box_image[sel],
             image_keys=image_keys,
             box_keys=box_keys,
+            decode_factors=factors,
             need_image=need_image,
             need_box=need_box,
             image_store=image_store,
@@ -516,11 +548,15 @@ def _rows_by_key(keys: list[bytes], mask: np.ndarray) -> dict[bytes, list[int]]:
     return out
 
 
-def _compute(plan: _Plan, bb: Backbone, cfg: _Settings, progress: bool | Progress) -> None:
-    """Decode and embed every row the cache lacks, writing outputs and shards."""
+def _compute(plan: _Plan, bb: Backbone, cfg: _Settings, progress: bool | Progress) -> str:
+    """Decode and embed every row the cache lacks, writing outputs and shards.
+
+    Returns the runtime that ran the network (``none`` when nothing was computed).
+    """
     todo = np.flatnonzero(plan.need_image | plan.need_box)
     if len(todo) == 0:
-        return
+        return "none"
+    bb = bb.with_runtime(cfg.runtime, cfg.threads)
     batch = cfg.batch_size or auto_batch_size(cfg.device, plan.image_pre.size)
     crop_batch = cfg.crop_batch_size or auto_batch_size(cfg.device, plan.crop.size)
     workers = cfg.workers if len(todo) > batch else 0  # a single batch: no process start-up
@@ -534,6 +570,7 @@ def _compute(plan: _Plan, bb: Backbone, cfg: _Settings, progress: bool | Progres
         plan.need_box,
         plan.image_pre,
         plan.crop,
+        plan.decode_factors,
     )
     loader = make_loader(data, batch, workers, pin_memory=cfg.device.type == "cuda")
     img_writer = plan.image_store.writer(cfg.shard_images) if plan.image_store else None
@@ -575,6 +612,7 @@ def _compute(plan: _Plan, bb: Backbone, cfg: _Settings, progress: bool | Progres
             if w is not None:
                 w.flush()
         close()
+    return bb.runtime
 
 
 def _progress(progress: bool | Progress, total: int) -> tuple[Callable[[int], None], Callable]:
