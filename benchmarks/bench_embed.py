@@ -42,7 +42,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 # ------------------------------------------------------------------ speed
-def naive_embed(ds, level: str) -> tuple[float, int, int]:
+def naive_embed(ds, level: str, device: str = "cpu") -> tuple[float, int, int]:
     """The seed scripts' loop: PIL decode, native size, batch of one, per box too.
 
     It runs detreduce's own torch module (BN folded, channels_last), which is faster
@@ -54,7 +54,7 @@ def naive_embed(ds, level: str) -> tuple[float, int, int]:
 
     from detreduce.features import get_backbone
 
-    net = get_backbone("mobilenet_v2").module  # same weights, pooled features
+    net = get_backbone("mobilenet_v2").module.to(device)  # same weights, pooled features
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     images, crops = 0, 0
     t0 = time.perf_counter()
@@ -62,23 +62,30 @@ def naive_embed(ds, level: str) -> tuple[float, int, int]:
         for i, path in enumerate(ds.image_paths):
             img = Image.open(path).convert("RGB")
             if level in ("image", "both"):
-                x = TF.normalize(TF.to_tensor(img), mean, std)[None]
-                f = net(x)
+                x = TF.normalize(TF.to_tensor(img), mean, std)[None].to(device)
+                f = net(x).cpu()
                 _ = (f / f.norm(dim=1, keepdim=True)).numpy()
                 images += 1
             if level in ("box", "both"):
                 for box in ds.box_xyxy[ds.box_image == i]:
                     x1, y1, x2, y2 = (int(v) for v in box)
                     patch = img.crop((x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)))
-                    x = TF.normalize(TF.to_tensor(patch), mean, std)[None]
-                    f = net(x)
+                    x = TF.normalize(TF.to_tensor(patch), mean, std)[None].to(device)
+                    f = net(x).cpu()
                     _ = (f / f.norm(dim=1, keepdim=True)).numpy()
                     crops += 1
     return time.perf_counter() - t0, images, crops
 
 
 def ours_embed(
-    ds, level: str, workers=None, batch_size=None, threads=None, crop_size=None, runtime=None
+    ds,
+    level: str,
+    workers=None,
+    batch_size=None,
+    threads=None,
+    crop_size=None,
+    runtime=None,
+    device="cpu",
 ):
     from detreduce.features import embed_dataset, get_backbone
 
@@ -89,7 +96,7 @@ def ours_embed(
         bb,
         level,
         cache=False,
-        device="cpu",
+        device=device,
         workers=workers,
         batch_size=batch_size,
         threads=threads,
@@ -118,20 +125,21 @@ def speed(args) -> None:
         ds = ds.subset(np.arange(min(args.limit, ds.num_images)))
     print(
         f"data: {args.data} split={args.split} images={ds.num_images} boxes={ds.num_boxes}; "
-        f"torch threads={threads}, cores={os.cpu_count()}, "
+        f"device={args.device}, torch threads={threads}, cores={os.cpu_count()}, "
         f"load average={os.getloadavg()[0]:.1f}"
     )
     from detreduce.features import get_backbone
 
     t0 = time.perf_counter()
-    runtime = get_backbone("mobilenet_v2").with_runtime("auto", threads).runtime
+    bb = get_backbone("mobilenet_v2").to(args.device)
+    runtime = bb.with_runtime("auto", threads).runtime
     print(
         f"runtime auto -> {runtime}: export/load {time.perf_counter() - t0:.1f} s (once per weights)"
     )
     rows = []
     for level in args.levels.split(","):
         torch.set_num_threads(threads)
-        base = naive_embed(ds, level)
+        base = naive_embed(ds, level, args.device)
         rows.append(("naive (seed loop)", level, *base, None))
         variants = [v for v in args.variants.split(",") if v] or ["auto"]
         for v in variants:
@@ -145,8 +153,15 @@ def speed(args) -> None:
                 crop = rest[0] if rest else None
                 label, workers, batch = f"detreduce w={w} t={t} b={b}", w, b
                 label += f" crop={crop}" if crop else ""
-            res = ours_embed(ds, level, workers, batch, threads=t, crop_size=crop, runtime=runtime)
+            res = ours_embed(
+                ds, level, workers, batch, t, crop, runtime=runtime, device=args.device
+            )
             rows.append((label, level, *res, base[0]))
+        if args.model_only:
+            n = ds.num_images if level == "image" else ds.num_boxes
+            sec = model_only(bb.with_runtime("auto", threads), level, n, args.device)
+            counts = (n, 0) if level == "image" else (0, n)
+            rows.append(("model only (no decode)", level, sec, *counts, base[0]))
     header = f"{'method':<32} {'level':<6} {'images':>6} {'crops':>6} {'seconds':>8} "
     header += f"{'img/s':>7} {'crops/s':>8} {'speedup':>8}"
     print(header)
@@ -158,6 +173,30 @@ def speed(args) -> None:
         print(
             f"{name:<32} {level:<6} {n_img:>6} {n_crop:>6} {sec:>8.1f} {ips:>7} {cps:>8} {ratio:>8}"
         )
+
+
+def model_only(bb, level: str, n: int, device: str) -> float:
+    """Seconds for the forward passes alone on random uint8 inputs of the default shapes.
+
+    Next to the full pipeline this says what limits it: a pipeline far below this rate
+    waits on decoding, one close to it on the network.
+    """
+    import torch
+
+    from detreduce.config import default
+    from detreduce.features.embed import auto_batch_size, resolve_device
+
+    dev = resolve_device(device)
+    size = bb.spec.preprocess.size if level == "image" else default("features.crop_size")
+    batch = auto_batch_size(dev, size)
+    pixels = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
+    if dev.type == "cuda":
+        pixels = pixels.pin_memory()
+    bb.embed(pixels)  # warm-up
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        bb.embed(pixels[: min(batch, n - start)])
+    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------- quality
@@ -311,6 +350,10 @@ def main() -> None:
         "--variants", default="", help="workers:threads:batch[:crop_size],... (default: auto)"
     )
     sp.add_argument("--threads", type=int, default=0, help="baseline threads (0: auto policy)")
+    sp.add_argument("--device", default="cpu", help="cpu or cuda:N (baseline and detreduce)")
+    sp.add_argument(
+        "--model-only", action="store_true", help="add the forward-only rate (decode vs model)"
+    )
     qp = sub.add_parser("quality")
     qp.add_argument("--data", default=str(SHARED / "aquarium"))
     qp.add_argument("--per-class", type=int, default=40)
