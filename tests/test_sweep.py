@@ -166,6 +166,36 @@ def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, t
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [(signal.SIGTERM, 143, "detreduce: terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_signal_stops_the_sweep_cleanly_and_keeps_finished_runs(
+    tiny_data, tmp_path, sig, code, said
+):
+    out = tmp_path / "sweep"
+    args = ["--methods", "ultralytics-fraction", "--fractions", "0.5", "--seeds", "0"]
+    args += ["--epochs", "3", "--imgsz", "64", "--batch", "8", "--device", "cpu"]
+    args += ["--workers", "0", "--out", str(out), "--no-report"]
+    cmd = [sys.executable, "-m", "detreduce", "sweep", str(tiny_data), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_rows(out / "results.csv", 1, proc)
+        os.kill(proc.pid, sig)
+        out_text, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert said in err
+    text = " ".join((out_text + err).split())  # log lines may wrap
+    assert "finished runs are kept" in text and "rerun the same command to resume" in text
+    assert "Traceback" not in err
+    rows = ResultsStore(out / "results.csv").rows()
+    assert 1 <= len(rows) < 3 and all(r["status"] == "ok" for r in rows)
+
+
+@pytest.mark.slow
 def test_failed_run_is_recorded_and_the_sweep_goes_on(tiny_data, tmp_path, monkeypatch):
     from detreduce.sweep.runner import TrialRunner
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -162,7 +165,7 @@ def sweep(
     from detreduce.sweep import run_sweep
 
     progress, on_event = sweep_progress()
-    with progress:
+    with progress, _resume_hint(out):
         result = run_sweep(
             data,
             methods=_csv(methods),
@@ -200,3 +203,16 @@ def sweep(
         console.print(f"Report: {write_report(result.out)}", soft_wrap=True)
     else:
         console.print(f"Write the report: detreduce report {result.out}", soft_wrap=True)
+
+
+@contextmanager
+def _resume_hint(out: Path | None) -> Iterator[None]:
+    """On Ctrl+C / SIGTERM, say what was kept and how to go on, then stop."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        where = f" in {out}/results.csv" if out else ""
+        logging.getLogger("detreduce").warning(
+            "sweep stopped: finished runs are kept%s; rerun the same command to resume", where
+        )
+        raise
