@@ -232,3 +232,48 @@ def test_bad_arguments_fail_before_training(tiny_data, tmp_path):
     with pytest.raises(OutputExistsError, match="overwrite"):
         train_yolo(tiny_data, out_dir=done, **TINY)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("n", "epochs", "batch", "nbs", "steps"),
+    [
+        (205, 12, 8, 8, 312),  # = the steps MeteredTrainer counted in results/bccd
+        (51, 12, 8, 8, 84),
+        (102, 12, 8, 64, 19),  # 156 batches, 8 accumulated per step
+        (0, 12, 8, 64, 0),
+        (5, 1, 16, 64, 0),
+    ],
+)
+def test_expected_optimizer_steps(n, epochs, batch, nbs, steps):
+    from detreduce.train.budget import expected_optimizer_steps
+
+    assert expected_optimizer_steps(n, epochs, batch, nbs) == steps
+
+
+def test_few_steps_warning_names_the_fix():
+    from detreduce.train.budget import few_steps_warning
+
+    text = few_steps_warning(102, 12, 8, 64, 100, "the smallest run")
+    assert text.startswith("the smallest run (102 images, 12 epochs, batch 8, nbs 64)")
+    assert "about 19 optimizer steps, below 100" in text and "--train-arg nbs=8" in text
+    assert few_steps_warning(205, 12, 8, 8, 100) is None
+    assert "more --epochs" in few_steps_warning(51, 12, 8, 8, 100)
+
+
+def test_sweep_warns_once_about_its_smallest_run(caplog):
+    import logging
+
+    from detreduce.sweep.grid import Protocol
+    from detreduce.sweep.sweep import _warn_if_too_few_steps
+
+    base = dict(dataset="d", fingerprint="f", model="yolov8n.yaml", epochs=12, imgsz=64)
+    base |= dict(batch=8, device="cpu", budget="epochs", backbone="", balance="none")
+    base |= dict(level="image", workers=0)
+    with caplog.at_level(logging.WARNING, logger="detreduce"):
+        _warn_if_too_few_steps(Protocol(**base), 205, 0.25)
+        _warn_if_too_few_steps(Protocol(**base, train_args={"nbs": 8}), 205, 0.5)
+        _warn_if_too_few_steps(
+            Protocol(**{**base, "budget": "steps"}, train_args={"nbs": 8}), 205, 0.25
+        )
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "fraction 0.25" in warned[0] and "52 images" in warned[0]

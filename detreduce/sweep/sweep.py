@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from detreduce.sweep.grid import (
 )
 from detreduce.sweep.runner import TRIALS_DIR, TrialRunner, get_backend
 from detreduce.sweep.store import RESULTS_NAME, ResultsStore
+from detreduce.train.budget import ULTRALYTICS_NBS, few_steps_warning, plan_epochs
 
 log = logging.getLogger("detreduce")
 
@@ -224,6 +226,23 @@ def _embed_once(
     return feats_path, info
 
 
+def _warn_if_too_few_steps(protocol: Protocol, n_train: int, fraction: float) -> None:
+    """Warn once when the sweep's smallest run would be trained for too few steps."""
+    n = max(1, math.ceil(fraction * n_train))
+    scale = float(default("train.max_epoch_scale"))
+    plan = plan_epochs(
+        protocol.epochs, budget=protocol.budget, fraction=fraction, max_epoch_scale=scale
+    )
+    epochs = plan.epochs
+    nbs = int(protocol.train_args.get("nbs", ULTRALYTICS_NBS))
+    what = f"the smallest run (fraction {fraction:g})"
+    text = few_steps_warning(
+        n, epochs, protocol.batch, nbs, int(default("train.min_optimizer_steps")), what
+    )
+    if text:
+        log.warning(text)
+
+
 def run_sweep(
     data: str | Path,
     methods: Sequence[str] | None = None,
@@ -300,6 +319,7 @@ def run_sweep(
     )
     if protocol.budget not in ("epochs", "steps"):
         raise ConfigError(f"budget must be 'epochs' or 'steps', got {protocol.budget!r}")
+    _warn_if_too_few_steps(protocol, n_train, min(fractions))
     key = protocol.key()
     grid = build_grid(methods, fractions, seeds, key)
     grid_methods = list(dict.fromkeys(s.method for s in grid if s.method != FULL))

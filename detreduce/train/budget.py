@@ -13,6 +13,7 @@ Two protocols answer two questions, and a number means little without its protoc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from detreduce.errors import ConfigError
@@ -63,4 +64,49 @@ def plan_epochs(
         scale=scale,
         epochs=max(1, round(epochs * scale)),
         capped=wanted > max_epoch_scale,
+    )
+
+
+#: Ultralytics' nominal batch: gradients accumulate over round(nbs / batch) batches.
+ULTRALYTICS_NBS = 64
+
+
+def expected_optimizer_steps(
+    n_images: int, epochs: int, batch: int, nbs: int = ULTRALYTICS_NBS
+) -> int:
+    """About how many optimizer steps Ultralytics takes: epochs × batches ÷ accumulation.
+
+    Ultralytics steps the optimizer once per ``round(nbs / batch)`` batches (fewer
+    during warm-up), so 100 images at batch 8 for 12 epochs make 156 batches but only
+    19 steps at the default ``nbs=64``.
+
+    >>> expected_optimizer_steps(100, 12, 8)
+    19
+    >>> expected_optimizer_steps(100, 12, 8, nbs=8)
+    156
+    """
+    batches = math.ceil(max(int(n_images), 0) / max(int(batch), 1))
+    accumulate = max(round(int(nbs) / max(int(batch), 1)), 1)
+    return int(epochs) * batches // accumulate
+
+
+def few_steps_warning(
+    n_images: int, epochs: int, batch: int, nbs: int, min_steps: int, what: str = "a run"
+) -> str | None:
+    """A one-line warning when a run will take fewer than ``min_steps`` optimizer steps.
+
+    Measured on BCCD (results/bccd and results/bccd-nbs64-partial, YOLOv8n, 12–15
+    epochs): runs with 15–84 optimizer steps scored mAP50-95 ≤ 0.023 whatever the
+    method, runs with 156 steps 0.24–0.31 and the full set (312 steps) 0.42. Below about
+    100 steps, a comparison measures under-training, not the selection.
+    """
+    steps = expected_optimizer_steps(n_images, epochs, batch, nbs)
+    if steps >= min_steps:
+        return None
+    accumulate = max(round(nbs / max(batch, 1)), 1)
+    fix = f"--train-arg nbs={batch} (one step per batch)" if accumulate > 1 else "more --epochs"
+    return (
+        f"{what} ({n_images} images, {epochs} epochs, batch {batch}, nbs {nbs}) gets about "
+        f"{steps} optimizer steps, below {min_steps}: its mAP will mostly reflect "
+        f"under-training; consider {fix}, more epochs or --budget steps"
     )
