@@ -121,14 +121,19 @@ def _wait_for_rows(path, n, proc, timeout=240):
     pytest.fail("no finished run recorded in time")
 
 
+def _start_sweep(data, out, epochs: int) -> subprocess.Popen:
+    """``detreduce sweep`` (full, random, ultralytics-fraction at 0.5) in a subprocess."""
+    args = ["--methods", "ultralytics-fraction", "--fractions", "0.5", "--seeds", "0"]
+    args += ["--epochs", str(epochs), "--imgsz", "64", "--batch", "8", "--device", "cpu"]
+    args += ["--workers", "0", "--out", str(out), "--no-report"]
+    cmd = [sys.executable, "-m", "detreduce", "sweep", str(data), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 @pytest.mark.slow
 def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, tmp_path):
     out = tmp_path / "sweep"
-    args = ["--methods", "ultralytics-fraction", "--fractions", "0.5", "--seeds", "0"]
-    args += ["--epochs", "1", "--imgsz", "64", "--batch", "8", "--device", "cpu"]
-    args += ["--workers", "0", "--out", str(out), "--no-report"]
-    cmd = [sys.executable, "-m", "detreduce", "sweep", str(tiny_data), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start_sweep(tiny_data, out, epochs=1)
     try:
         _wait_for_rows(out / "results.csv", 1, proc)
     finally:
@@ -174,11 +179,7 @@ def test_signal_stops_the_sweep_cleanly_and_keeps_finished_runs(
     tiny_data, tmp_path, sig, code, said
 ):
     out = tmp_path / "sweep"
-    args = ["--methods", "ultralytics-fraction", "--fractions", "0.5", "--seeds", "0"]
-    args += ["--epochs", "3", "--imgsz", "64", "--batch", "8", "--device", "cpu"]
-    args += ["--workers", "0", "--out", str(out), "--no-report"]
-    cmd = [sys.executable, "-m", "detreduce", "sweep", str(tiny_data), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start_sweep(tiny_data, out, epochs=3)
     try:
         _wait_for_rows(out / "results.csv", 1, proc)
         os.kill(proc.pid, sig)

@@ -235,7 +235,7 @@ def _warn_if_too_few_steps(protocol: Protocol, n_train: int, fraction: float) ->
     )
     epochs = plan.epochs
     nbs = int(protocol.train_args.get("nbs", ULTRALYTICS_NBS))
-    what = f"the smallest run (fraction {fraction:g})"
+    what = f"the smallest run at fraction {fraction:g}"
     text = few_steps_warning(
         n, epochs, protocol.batch, nbs, int(default("train.min_optimizer_steps")), what
     )

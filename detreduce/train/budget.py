@@ -104,9 +104,11 @@ def few_steps_warning(
     if steps >= min_steps:
         return None
     accumulate = max(round(nbs / max(batch, 1)), 1)
-    fix = f"--train-arg nbs={batch} (one step per batch)" if accumulate > 1 else "more --epochs"
+    fixes = "more --epochs or --budget steps"
+    if accumulate > 1:
+        fixes = f"--train-arg nbs={batch} (one step per batch), " + fixes
     return (
         f"{what} ({n_images} images, {epochs} epochs, batch {batch}, nbs {nbs}) gets about "
         f"{steps} optimizer steps, below {min_steps}: its mAP will mostly reflect "
-        f"under-training; consider {fix}, more epochs or --budget steps"
+        f"under-training; consider {fixes}"
     )
