@@ -114,11 +114,30 @@ def test_disabled_meter_records_seconds_without_warning(detreduce_log):
         ({"tracking_mode": "host"}, "tracking_mode"),
         ({"country_iso_code": "US"}, "alpha-3"),
         ({"measure_power_secs": 0}, "measure_power_secs"),
+        ({"cpu_watts": 0}, "cpu_watts"),
+        ({"cpu_watts": -65}, "cpu_watts"),
+        ({"cpu_watts": "lots"}, "cpu_watts"),
     ],
 )
 def test_bad_settings_raise(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         EnergyMeter(**kwargs)
+
+
+def test_cpu_watts_scales_the_cpu_estimate_where_there_is_no_rapl():
+    from codecarbon.core.cpu import is_rapl_available
+
+    records = {}
+    for watts in (10.0, 100.0):
+        with EnergyMeter(cpu_watts=watts, measure_power_secs=1).measure("busy") as m:
+            _busy(2.0)
+        records[watts] = m.record
+    if is_rapl_available():  # a measured counter wins over any given figure
+        assert {r.cpu_mode for r in records.values()} == {"rapl"}
+        return
+    assert records[10.0].cpu_mode.endswith("@10W") and records[100.0].cpu_mode.endswith("@100W")
+    ratio = records[100.0].cpu_kwh / records[10.0].cpu_kwh  # same work, 10x the power
+    assert 5 < ratio < 20, ratio
 
 
 def test_combine_propagates_missing_energy_and_joins_modes():

@@ -142,7 +142,9 @@ def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, t
     first = ResultsStore(out / "results.csv").rows()
     assert len(first) == 1 and first[0]["method"] == "full" and first[0]["status"] == "ok"
 
-    result = run_sweep(tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **TINY, command="test")
+    result = run_sweep(
+        tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **TINY, command="test", cpu_watts=20
+    )
     assert (result.total, result.skipped) == (3, 1)
     rows = ResultsStore(out / "results.csv").rows()
     ids = [r["run_id"] for r in rows]
@@ -156,6 +158,10 @@ def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, t
     assert (df["kwh_total"] > 0).all() and (df["seconds"] > 0).all()
     assert (df["kwh_total"] >= df["kwh_training"]).all()
     assert df["map50_95"].notna().all()
+    from codecarbon.core.cpu import is_rapl_available
+
+    if not is_rapl_available():  # the resumed runs used the given CPU power
+        assert (df.loc[["random", "ultralytics_fraction"], "energy_mode"] == "cpu_load@20W").all()
 
     # a plain rerun does nothing; another config into the same folder is refused
     again = run_sweep(tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **TINY)
@@ -194,6 +200,16 @@ def test_signal_stops_the_sweep_cleanly_and_keeps_finished_runs(
     assert "Traceback" not in err
     rows = ResultsStore(out / "results.csv").rows()
     assert 1 <= len(rows) < 3 and all(r["status"] == "ok" for r in rows)
+
+
+def test_bad_cpu_watts_is_one_line_before_any_run(tiny_data, tmp_path, capsys):
+    from detreduce.cli import main
+
+    args = ["sweep", str(tiny_data), "--out", str(tmp_path / "s"), "--cpu-watts", "0"]
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "detreduce: error: cpu_watts must be a power in watts > 0, got 0.0"
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.slow

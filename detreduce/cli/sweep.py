@@ -154,6 +154,11 @@ def sweep(
         "--force-new",
         help="Discard the sweep already in --out and start afresh.",
     ),
+    cpu_watts: float | None = typer.Option(
+        default("train.energy_cpu_watts"),
+        help="CPU power in watts for the kWh estimate on hosts without a RAPL counter "
+        "(default: codecarbon's TDP guess; ignored where RAPL works).",
+    ),
 ) -> None:
     """Train YOLO on reduced splits of DATA for every method × fraction × seed, and on full data.
 
@@ -190,6 +195,7 @@ def sweep(
             overwrite=overwrite,
             on_event=on_event,
             command=command_line(),
+            cpu_watts=cpu_watts,
         )
     console = Console()
     console.print(

@@ -50,6 +50,11 @@ def train(
     verbose: bool = typer.Option(
         default("train.verbose"), help="Show Ultralytics' own logs and progress bars."
     ),
+    cpu_watts: float | None = typer.Option(
+        default("train.energy_cpu_watts"),
+        help="CPU power in watts for the kWh estimate on hosts without a RAPL counter "
+        "(default: codecarbon's TDP guess; ignored where RAPL works).",
+    ),
 ) -> None:
     """Train YOLO on DATA_YAML's train split, validate on its full val split.
 
@@ -57,9 +62,11 @@ def train(
     kWh of training and validation, the energy mode codecarbon used) and Ultralytics'
     run under OUT/train. Nothing is downloaded.
     """
+    from detreduce.energy import EnergyMeter
     from detreduce.train import RESULT_FILE, train_yolo
 
     out_dir = out or output_root() / "train" / Path(data_yaml).absolute().parent.name
+    meter = EnergyMeter(cpu_watts=cpu_watts)
     console = Console()
     with Progress(
         TextColumn("[bold]training"),
@@ -87,6 +94,7 @@ def train(
             max_epoch_scale=max_epoch_scale,
             verbose=verbose,
             overwrite=overwrite,
+            energy=meter,
             on_epoch_end=lambda done, total: progress.update(task, completed=done, total=total),
         )
     row = result.to_dict()

@@ -116,6 +116,7 @@ class TrialRunner:
         features_path: ``.npz`` of the train split's embeddings (None if no method uses them).
         embedding: the embedding's energy record and its charge per run that uses it.
         feature_methods: methods that read features (they carry the embedding share).
+        cpu_watts: CPU power for codecarbon on hosts without RAPL (None: the config's).
         on_epoch: ``(spec, epochs_done, epochs_total)`` after each training epoch (progress
             bars; not shipped to remote workers).
     """
@@ -128,6 +129,7 @@ class TrialRunner:
     features_path: str | None = None
     embedding: dict[str, Any] = field(default_factory=dict)
     feature_methods: frozenset[str] = frozenset()
+    cpu_watts: float | None = None
     on_epoch: Callable[[TrialSpec, int, int], None] | None = field(
         default=None, repr=False, compare=False
     )
@@ -201,7 +203,7 @@ class TrialRunner:
 
     def _run(self, spec: TrialSpec) -> dict[str, Any]:
         from detreduce.data.export import export_selection
-        from detreduce.energy import measure
+        from detreduce.energy import EnergyMeter
 
         run_dir = Path(self.out) / TRIALS_DIR / spec.run_id
         if run_dir.exists():  # left over by a run killed in flight: start it afresh
@@ -212,7 +214,7 @@ class TrialRunner:
         if len(train_rows) == 0:
             raise ConfigError(f"{self.data}: no train split to reduce")
 
-        with measure("selection") as sel_phase:
+        with EnergyMeter(cpu_watts=self.cpu_watts).measure("selection") as sel_phase:
             kept, figures, params = self._select(spec, ds, train_rows)
             data_yaml = export_selection(
                 ds,
@@ -330,6 +332,7 @@ class TrialRunner:
         return train_rows[np.asarray(sel.indices)], figures, dict(sel.params or {})
 
     def _train(self, spec: TrialSpec, data_yaml: Path, fraction: float, out_dir: Path):
+        from detreduce.energy import EnergyMeter
         from detreduce.train import train_yolo
 
         p = self.protocol
@@ -346,6 +349,7 @@ class TrialRunner:
             fraction=fraction,
             out_dir=out_dir,
             train_args=p.train_args or None,
+            energy=EnergyMeter(cpu_watts=self.cpu_watts),
             on_epoch_end=None if self.on_epoch is None else partial(self.on_epoch, spec),
         )
         return result.to_dict()

@@ -27,6 +27,7 @@ import numpy as np
 
 from detreduce import __version__
 from detreduce.config import default, output_root
+from detreduce.energy import EnergyMeter
 from detreduce.errors import ConfigError, OutputExistsError
 from detreduce.sweep.grid import (
     FULL,
@@ -180,7 +181,6 @@ def _embed_once(
         ):
             log.info("reusing the sweep's embeddings (%s)", feats_path)
             return feats_path, info
-    from detreduce.energy import measure
     from detreduce.features import embed_dataset
 
     if on_event:
@@ -188,7 +188,7 @@ def _embed_once(
     ds = runner_data.dataset()
     train = ds.split("train")
     level = "both" if protocol.level == "box" else "image"
-    with measure("embedding") as phase:
+    with EnergyMeter(cpu_watts=runner_data.cpu_watts).measure("embedding") as phase:
         emb = embed_dataset(
             train,
             backbone=protocol.backbone,
@@ -269,6 +269,7 @@ def run_sweep(
     overwrite: bool = False,
     on_event: Callable[[SweepEvent], None] | None = None,
     command: str | None = None,
+    cpu_watts: float | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep and return where its results are.
 
@@ -280,7 +281,8 @@ def run_sweep(
 
     ``params`` maps a method to its reducer parameters; ``train_args`` passes other
     Ultralytics train arguments (e.g. ``{"nbs": 16}``) to every run; both are part of
-    the protocol. Defaults come from ``detreduce/cfg/sweep.yaml`` and the ``train``,
+    the protocol. ``cpu_watts`` is the CPU power codecarbon uses on hosts without RAPL
+    (recorded in each row's ``energy_mode``, e.g. ``cpu_load@65W``). Defaults come from ``detreduce/cfg/sweep.yaml`` and the ``train``,
     ``features`` and ``balance`` sections, the same ones the CLI shows.
     """
     from detreduce.data.load import load_dataset
@@ -293,6 +295,7 @@ def run_sweep(
             "fractions: give at least one fraction below 1, e.g. --fractions 0.25,0.5"
         )
     _check_methods(methods)
+    EnergyMeter(cpu_watts=cpu_watts)  # a bad power figure fails before any run
     retry_failed = bool(_resolve(retry_failed, "sweep.retry_failed"))
     runner_backend = get_backend(_resolve(backend, "sweep.backend"))
 
@@ -352,6 +355,7 @@ def run_sweep(
         format=format,
         on_error=on_error,
         feature_methods=feature_methods,
+        cpu_watts=cpu_watts,
     )
     runner._cache["dataset"] = ds
     if on_event is not None:
