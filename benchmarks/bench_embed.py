@@ -124,7 +124,7 @@ def speed(args) -> None:
     if args.limit:
         ds = ds.subset(np.arange(min(args.limit, ds.num_images)))
     print(
-        f"data: {args.data} split={args.split} images={ds.num_images} boxes={ds.num_boxes}; "
+        f"data: {os.path.relpath(args.data)} split={args.split} images={ds.num_images} boxes={ds.num_boxes}; "
         f"device={args.device}, torch threads={threads}, cores={os.cpu_count()}, "
         f"load average={os.getloadavg()[0]:.1f}"
     )
