@@ -163,3 +163,18 @@ def test_draft_rows_have_their_own_cache_keys(tmp_path):
     assert both.computed == 4
     full = embed_dataset(ds, "hist_hog", "image", draft_decode=False, **kw)
     assert full.computed == 0 and np.array_equal(full.image, both.image)
+
+
+def test_loader_decodes_inline_when_workers_could_not_start(monkeypatch):
+    import sys
+
+    from detreduce.features import dataset as fd
+
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "__file__", "/nowhere/<stdin>", raising=False)
+    assert not fd.workers_can_start()
+    data = fd.DecodeDataset(*([np.zeros(0)] * 7), Preprocess(32), fd.CropParams(32, 0.1, 8))
+    assert fd.make_loader(data, 4, workers=2, pin_memory=False).num_workers == 0
+    monkeypatch.setattr(main, "__file__", __file__)
+    assert fd.workers_can_start()
+    assert fd.make_loader(data, 4, workers=2, pin_memory=False).num_workers == 2

@@ -7,7 +7,10 @@ forward pass of the previous batch. Batches stay uint8 (4× less to pin and copy
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import os
+import sys
 from dataclasses import dataclass
 from functools import cache
 
@@ -140,10 +143,26 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+def workers_can_start() -> bool:
+    """False when worker processes could not re-import ``__main__`` (``python - <<EOF``).
+
+    Forkserver and spawn workers run the main module's file again; a script read from
+    stdin has none, and every worker would die at start-up.
+    """
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or os.path.exists(path)
+
+
 def make_loader(
     dataset: DecodeDataset, batch_size: int, workers: int, pin_memory: bool
 ) -> DataLoader:
     """A DataLoader that decodes in ``workers`` processes (0: in this process)."""
+    if workers > 0 and not workers_can_start():
+        logging.getLogger("detreduce").info(
+            "decoding in the main process: worker processes cannot start from a script "
+            "read from stdin"
+        )
+        workers = 0
     return DataLoader(
         dataset,
         batch_size=batch_size,
