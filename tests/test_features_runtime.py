@@ -178,3 +178,31 @@ def test_loader_decodes_inline_when_workers_could_not_start(monkeypatch):
     monkeypatch.setattr(main, "__file__", __file__)
     assert fd.workers_can_start()
     assert fd.make_loader(data, 4, workers=2, pin_memory=False).num_workers == 2
+
+
+def test_a_wrong_declared_size_falls_back_to_a_full_decode(tmp_path, monkeypatch):
+    from detreduce.features import dataset as fd
+
+    path = tmp_path / "small.jpg"
+    cv2.imwrite(str(path), np.full((256, 256, 3), 90, np.uint8))
+    factors = []
+    real = pp.decode
+    monkeypatch.setattr(pp, "decode", lambda p, factor=1: factors.append(factor) or real(p, factor))
+    pre = Preprocess(128, draft=True)
+    claims = np.array([[2048, 2048]])  # the annotation says 2048 px; the file has 256
+    assert pp.draft_factor(2048, 2048, pre) == 8
+    data = fd.DecodeDataset(
+        np.array([str(path)], dtype=object),
+        claims,
+        np.zeros(2, np.int64),
+        np.zeros((0, 4)),
+        np.array([0]),
+        np.array([True]),
+        np.array([False]),
+        pre,
+        fd.CropParams(32, 0.1, 8),
+        np.array([8]),
+    )
+    item = data[0]
+    assert factors == [8, 1]  # 32 px draft is too small: decoded again at full size
+    assert item["image"].shape == (128, 128, 3)

@@ -80,6 +80,10 @@ class DecodeDataset(Dataset):
         if self.decode_factors is not None and not self.want_boxes[r]:
             factor = int(self.decode_factors[r])
         img = pp.decode(str(self.paths[r]), factor)
+        if factor > 1 and img is not None:
+            h, w = img.shape[:2]
+            if pp.input_side(w, h, self.image_pre) < self.image_pre.size:
+                img = pp.decode(str(self.paths[r]))  # declared size was wrong: full decode
         item = {"row": r, "ok": img is not None, "image": None, "crops": None}
         if img is None:
             return item

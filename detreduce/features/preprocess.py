@@ -62,6 +62,11 @@ _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2}
 _REDUCED |= {4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
+def input_side(width: int, height: int, pre: Preprocess) -> int:
+    """The side that must reach ``pre.size``: the short one (squash), the long one (letterbox)."""
+    return min(width, height) if pre.resize == "squash" else max(width, height)
+
+
 def draft_factor(width: int, height: int, pre: Preprocess) -> int:
     """Largest of 1, 2, 4, 8 that shrinks a ``width × height`` image no below the input.
 
@@ -70,7 +75,7 @@ def draft_factor(width: int, height: int, pre: Preprocess) -> int:
     """
     if not pre.draft or width <= 0 or height <= 0:
         return 1
-    side = min(width, height) if pre.resize == "squash" else max(width, height)
+    side = input_side(width, height, pre)
     factor = 1
     while factor < 8 and side // (factor * 2) >= pre.size:
         factor *= 2
