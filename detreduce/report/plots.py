@@ -66,36 +66,28 @@ def _save(fig, path: Path) -> Path:
 
 def plot_map_vs_fraction(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     """mAP50-95 (mean ± std over seeds) vs kept fraction, one line per method, full data dashed."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    reduced = table[table["method"] != FULL]
-    methods = method_order(reduced["method"])
-    styles = _styles(methods)
-    for i, m in enumerate(methods):
-        t = reduced[reduced["method"] == m].sort_values("fraction")
-        ax.errorbar(
-            100 * t["fraction"] + _dodge(i, len(methods)),
-            t["map50_95"],
-            yerr=t["map50_95_std"].fillna(0),
-            label=m,
-            capsize=3,
-            linewidth=1.5,
-            **styles[m],
-        )
-    full = table[table["method"] == FULL]
-    if len(full):
-        row = full.iloc[0]
-        _full_line(ax, row["map50_95"], row["map50_95_std"], "full data (100 %)")
-    ax.set_xlabel("kept share of the training images (%)")
-    ax.set_ylabel("mAP50-95 on the full val split")
-    ax.set_title(title or "Accuracy vs training-set size (mean ± std over seeds)")
-    ax.grid(alpha=0.3)
-    _legend(ax)
-    return _save(fig, path)
+    title = title or "Accuracy vs training-set size (mean ± std over seeds)"
+    return _plot_vs_fraction(table, path, "map50_95", 1.0, "mAP50-95 on the full val split", title)
 
 
 def plot_kwh_vs_fraction(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Total energy per run (embedding share + selection + training + validation) vs fraction."""
     scale, unit = _energy_scale(table["kwh"])
+    title = title or "Energy vs training-set size (all phases, mean ± std)"
+    ylabel = f"total energy per run ({unit})"
+    return _plot_vs_fraction(table, path, "kwh", scale, ylabel, title, from_zero=True)
+
+
+def _plot_vs_fraction(
+    table: pd.DataFrame,
+    path: Path,
+    column: str,
+    scale: float,
+    ylabel: str,
+    title: str,
+    from_zero: bool = False,
+) -> Path:
+    """``column`` (mean ± ``column_std`` over seeds, times ``scale``) vs kept fraction."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     reduced = table[table["method"] != FULL]
     methods = method_order(reduced["method"])
@@ -104,8 +96,8 @@ def plot_kwh_vs_fraction(table: pd.DataFrame, path: Path, title: str = "") -> Pa
         t = reduced[reduced["method"] == m].sort_values("fraction")
         ax.errorbar(
             100 * t["fraction"] + _dodge(i, len(methods)),
-            scale * t["kwh"],
-            yerr=scale * t["kwh_std"].fillna(0),
+            scale * t[column],
+            yerr=scale * t[f"{column}_std"].fillna(0),
             label=m,
             capsize=3,
             linewidth=1.5,
@@ -114,11 +106,12 @@ def plot_kwh_vs_fraction(table: pd.DataFrame, path: Path, title: str = "") -> Pa
     full = table[table["method"] == FULL]
     if len(full):
         row = full.iloc[0]
-        _full_line(ax, scale * row["kwh"], scale * row["kwh_std"], "full data (100 %)")
+        _full_line(ax, scale * row[column], scale * row[f"{column}_std"], "full data (100 %)")
     ax.set_xlabel("kept share of the training images (%)")
-    ax.set_ylabel(f"total energy per run ({unit})")
-    ax.set_title(title or "Energy vs training-set size (all phases, mean ± std)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if from_zero:
+        ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     _legend(ax)
     return _save(fig, path)
