@@ -200,45 +200,13 @@ def model_only(bb, level: str, n: int, device: str) -> float:
 
 
 # ---------------------------------------------------------------- quality
-def ncc_loo(x: np.ndarray, y: np.ndarray, k: int) -> tuple[float, float]:
-    """Leave-one-out nearest-class-centroid (cosine): accuracy and balanced accuracy."""
-    x = x.astype(np.float64)
-    sums = np.zeros((k, x.shape[1]))
-    np.add.at(sums, y, x)
-    counts = np.bincount(y, minlength=k).astype(float)
-    pred = np.empty(len(x), dtype=np.int64)
-    for i in range(len(x)):
-        s, c = sums.copy(), counts.copy()
-        s[y[i]] -= x[i]
-        c[y[i]] -= 1
-        cent = s / c[:, None]
-        cent /= np.linalg.norm(cent, axis=1, keepdims=True)
-        pred[i] = int(np.argmax(cent @ x[i]))
-    balanced = float(np.mean([(pred[y == c] == c).mean() for c in range(k)]))
-    return float((pred == y).mean()), balanced
-
-
 def quality(args) -> None:
     """Crop-embedding quality per backbone / crop size on aquarium (as the real-data test)."""
-    import dataclasses
-
     from detreduce.data.load import load_dataset
     from detreduce.features import embed_dataset
+    from detreduce.features.quality import boxes_per_class, centroid_accuracy
 
-    ds = load_dataset(args.data).split("train")
-    rng = np.random.default_rng(0)
-    keep = np.sort(
-        np.concatenate(
-            [
-                rng.permutation(np.flatnonzero(ds.box_class == c))[: args.per_class]
-                for c in range(len(ds.names))
-            ]
-        )
-    )
-    ds = dataclasses.replace(
-        ds, box_image=ds.box_image[keep], box_class=ds.box_class[keep], box_xyxy=ds.box_xyxy[keep]
-    )
-    ds = ds.subset(np.unique(ds.box_image))
+    ds = boxes_per_class(load_dataset(args.data).split("train"), args.per_class)
     k = len(ds.names)
     print(f"{args.data}: {ds.num_boxes} crops ({args.per_class}/class), chance {1 / k:.3f}")
     header = f"{'backbone':<26} {'crop px':>7} {'accuracy':>8} {'balanced':>8} {'seconds':>8}"
@@ -251,7 +219,7 @@ def quality(args) -> None:
             emb = embed_dataset(
                 ds, name, "box", weights=weights or None, crop_size=crop, cache=False
             )
-            acc, bal = ncc_loo(emb.box, emb.box_class, k)
+            acc, bal = centroid_accuracy(emb.box, emb.box_class, k)
             print(f"{spec:<26} {crop:>7} {acc:>8.3f} {bal:>8.3f} {time.perf_counter() - t0:>8.1f}")
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from detreduce.data.load import load_dataset
 from detreduce.features import embed_dataset
+from detreduce.features.quality import boxes_per_class, centroid_accuracy
 
 pytestmark = pytest.mark.slow
 
@@ -48,46 +49,6 @@ def flip_nn_accuracy(ds, tmp_path, weights=None) -> float:
     return float((nearest == np.arange(n)).mean())
 
 
-def ncc_loo_accuracy(x: np.ndarray, y: np.ndarray, k: int) -> tuple[float, float]:
-    """Leave-one-out nearest-class-centroid (cosine) accuracy and balanced accuracy.
-
-    Each row is classified against centroids computed without it. O(n·k·d).
-    """
-    x = x.astype(np.float64)
-    sums = np.zeros((k, x.shape[1]))
-    np.add.at(sums, y, x)
-    counts = np.bincount(y, minlength=k).astype(float)
-    pred = np.empty(len(x), dtype=np.int64)
-    for i in range(len(x)):
-        s, c = sums.copy(), counts.copy()
-        s[y[i]] -= x[i]
-        c[y[i]] -= 1
-        cent = s / c[:, None]
-        cent /= np.linalg.norm(cent, axis=1, keepdims=True)
-        pred[i] = int(np.argmax(cent @ x[i]))
-    acc = float((pred == y).mean())
-    balanced = float(np.mean([(pred[y == c] == c).mean() for c in range(k)]))
-    return acc, balanced
-
-
-def _aquarium_boxes(aquarium, per_class: int = 40):
-    """Train split of aquarium with ``per_class`` random boxes of each class kept."""
-    ds = load_dataset(aquarium).split("train")
-    rng = np.random.default_rng(0)
-    keep = np.sort(
-        np.concatenate(
-            [
-                rng.permutation(np.flatnonzero(ds.box_class == c))[:per_class]
-                for c in range(len(ds.names))
-            ]
-        )
-    )
-    ds = dataclasses.replace(
-        ds, box_image=ds.box_image[keep], box_class=ds.box_class[keep], box_xyxy=ds.box_xyxy[keep]
-    )
-    return ds.subset(np.unique(ds.box_image))
-
-
 def test_flip_nearest_neighbour_bccd_pretrained_vs_random(bccd, tmp_path):
     train = load_dataset(bccd).split("train")
     pretrained = flip_nn_accuracy(train, tmp_path)
@@ -107,12 +68,12 @@ def test_flip_nearest_neighbour_aquarium(aquarium, tmp_path):
 
 
 def test_box_crop_centroid_accuracy_aquarium_pretrained_vs_random(aquarium):
-    ds = _aquarium_boxes(aquarium)
+    ds = boxes_per_class(load_dataset(aquarium).split("train"), per_class=40)
     k = len(ds.names)
     results = {}
     for weights in (None, "random"):
         emb = embed_dataset(ds, "mobilenet_v2", "box", weights=weights, cache=False)
-        results[weights] = ncc_loo_accuracy(emb.box, emb.box_class, k)
+        results[weights] = centroid_accuracy(emb.box, emb.box_class, k)
     (acc, balanced), (r_acc, r_balanced) = results[None], results["random"]
     print(f"aquarium crop NCC (LOO, {len(ds.box_class)} crops): pretrained {acc:.3f} ")
     print(f"(balanced {balanced:.3f}), random {r_acc:.3f} (balanced {r_balanced:.3f})")
