@@ -184,9 +184,10 @@ def model_only(bb, level: str, n: int, device: str) -> float:
     import torch
 
     from detreduce.config import default
-    from detreduce.features.embed import auto_batch_size, resolve_device
+    from detreduce.device import parse_device
+    from detreduce.features.embed import auto_batch_size
 
-    dev = resolve_device(device)
+    dev = torch.device(parse_device(device).torch)
     size = bb.spec.preprocess.size if level == "image" else default("features.crop_size")
     batch = auto_batch_size(dev, size)
     pixels = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)

@@ -21,10 +21,13 @@ Budget rule (exact by construction, no after-the-fact top-up or trim):
    smaller than the number of images needed, reservation stops at the budget and the
    classes left uncovered are logged.
 2. Quotas: Hamilton's largest-remainder apportionment of the budget proportional to
-   stratum sizes, bounded below by the reserved images of each stratum and above by
+   stratum sizes (:func:`detreduce.quotas.allocate`, ties to the larger stratum, then
+   the lower index), bounded below by the reserved images of each stratum and above by
    the stratum size; so quotas are integers summing to the budget exactly.
 3. Per stratum, the reducer picks ``quota - reserved`` rows among the stratum's
-   remaining images (all of them when the quota is the whole stratum).
+   remaining images (all of them when the quota is the whole stratum). The joint
+   strategy passes the same ``quota - reserved`` counts as the reducer's ``quotas``,
+   so both strategies keep exactly the same number of images per stratum.
 
 Seed paper: Perera-Lago, Toscano-Durán et al., "An in-depth analysis of data reduction
 methods for sustainable deep learning", ORE 2024 (arXiv 2403.15150), whose detection
@@ -43,6 +46,7 @@ from detreduce.config import default
 from detreduce.data.model import DetectionDataset
 from detreduce.errors import ConfigError
 from detreduce.metrics import relative_box_sizes
+from detreduce.quotas import allocate
 from detreduce.reducers.base import Reducer, resolve_budget
 
 logger = logging.getLogger("detreduce")
@@ -199,34 +203,6 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-# --------------------------------------------------------------------------- quotas
-def allocate_quotas(
-    sizes: np.ndarray | Sequence[int], budget: int, lower: np.ndarray | Sequence[int] | None = None
-) -> np.ndarray:
-    """Largest-remainder (Hamilton) apportionment of ``budget`` proportional to ``sizes``,
-    with ``lower <= quota <= sizes`` per stratum and ``sum(quota) == budget``.
-
-    Ties go to the larger stratum, then the lower index, so the result is deterministic.
-    O(S log S + S·|excess|) for S strata.
-    """
-    sizes = np.asarray(sizes, dtype=np.int64)
-    lower = np.zeros_like(sizes) if lower is None else np.asarray(lower, dtype=np.int64)
-    if (lower > sizes).any() or (lower < 0).any():
-        raise ValueError("lower bounds must lie in [0, size]")
-    if not lower.sum() <= budget <= sizes.sum():
-        raise ValueError(f"budget {budget} outside [{lower.sum()}, {sizes.sum()}]")
-    ideal = budget * sizes / max(sizes.sum(), 1)
-    quota = np.clip(np.floor(ideal).astype(np.int64), lower, sizes)
-    tie = sizes * 1e-9 - np.arange(len(sizes)) * 1e-12  # larger stratum, then lower index
-    while quota.sum() < budget:
-        gap = np.where(quota < sizes, ideal - quota + tie, -np.inf)
-        quota[int(gap.argmax())] += 1
-    while quota.sum() > budget:
-        over = np.where(quota > lower, quota - ideal - tie, -np.inf)
-        quota[int(over.argmax())] -= 1
-    return quota
-
-
 # ------------------------------------------------------------------------- coverage
 def reserve_every_class(
     dataset: DetectionDataset,
@@ -303,13 +279,17 @@ def _reducer_features(reducer: Reducer, X: np.ndarray | None, n: int) -> np.ndar
     return np.zeros((n, 1), dtype=np.float32)  # the reducer ignores them
 
 
-def _run_joint(reducer, X, codes, rows, need, seed):
-    """One reducer call on ``rows`` with the strata as ``groups``."""
-    if need == 0:
+def _run_joint(reducer, X, codes, free, need, seed):
+    """One reducer call on the ``free`` rows, strata as ``groups``, ``need[s]`` rows of
+    stratum ``s`` as its ``quotas`` (the same counts :func:`_run_per_stratum` keeps)."""
+    rows = np.flatnonzero(free)
+    total = int(need.sum())
+    if total == 0:
         return [], None
-    if need == len(rows):
+    if total == len(rows):
         return [rows], None
-    res = reducer.select(X[rows], need, groups=codes[rows], seed=seed)
+    present = np.unique(codes[rows])  # sorted codes: the order quotas are read in
+    res = reducer.select(X[rows], total, groups=codes[rows], seed=seed, quotas=need[present])
     scores = None
     if res.scores is not None:
         scores = np.full(len(X), np.nan)
@@ -349,8 +329,8 @@ def balanced_select(
     ``mode="none"`` runs the reducer once on all rows; ``classes`` / ``classes+boxes``
     stratify by the cfg's schemes (or ``strata``), reserve one image per class, and
     allocate largest-remainder quotas (see the module docstring for the exact rule).
-    ``strategy="auto"`` runs per stratum except for the cfg's ``joint_methods``, which
-    run once with ``groups`` = strata (they need labels, e.g. DES prototypes, FES proxy).
+    ``strategy="auto"`` runs per stratum except for methods whose catalog trait ``joint``
+    is set (des, fes, psa), which run once with ``groups`` = strata (they need labels, e.g. DES prototypes, FES proxy).
     Cost: one reducer call per stratum plus at most one budget-1 call per class.
     """
     n = dataset.num_images
@@ -362,8 +342,7 @@ def balanced_select(
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if strategy == "auto":
-        joint = reducer.name in set(default("balance.joint_methods"))
-        strategy = "joint" if joint else "per_stratum"
+        strategy = "joint" if reducer.joint else "per_stratum"
     keep_every_class = (
         default("balance.keep_every_class") if keep_every_class is None else keep_every_class
     )
@@ -391,11 +370,11 @@ def balanced_select(
     reserved = reserve_every_class(dataset, k, pick) if keep_every_class else []
     res_idx = np.asarray(reserved, dtype=np.int64)
     lower = np.bincount(codes[res_idx], minlength=len(names))
-    quotas = allocate_quotas(np.bincount(codes, minlength=len(names)), k, lower)
+    quotas = allocate(np.bincount(codes, minlength=len(names)), k, lower)
     rest = np.ones(n, dtype=bool)
     rest[res_idx] = False
     if strategy == "joint":
-        chosen, scores = _run_joint(reducer, X, codes, np.flatnonzero(rest), k - len(res_idx), seed)
+        chosen, scores = _run_joint(reducer, X, codes, rest, quotas - lower, seed)
     else:
         chosen, scores = _run_per_stratum(reducer, X, codes, rest, quotas - lower, seed)
     indices = np.concatenate([res_idx, *chosen]).astype(np.int64)

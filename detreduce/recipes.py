@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from detreduce.config import cache_root
+from detreduce.data.atomic import temp_sibling
 from detreduce.errors import DatasetError
 
 logger = logging.getLogger("detreduce")
@@ -69,8 +70,12 @@ def fetch_dataset(name: str, dest: Path | None = None, timeout: float = 60) -> P
         if not src.exists():
             raise DatasetError(f"{r['url']}: archive has no {r['subdir']}")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = dest.parent / f".{dest.name}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = temp_sibling(dest)  # unique: two fetches never share one
         shutil.move(str(src), staging)
-        os.replace(staging, dest)
+        try:
+            os.replace(staging, dest)
+        except OSError:  # another process unpacked the same dataset first
+            shutil.rmtree(staging, ignore_errors=True)
+            if not dest.exists():
+                raise
     return dest

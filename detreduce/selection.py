@@ -1,15 +1,18 @@
-"""From a method name to a selection of images: the glue between reducers, balance and metrics.
+"""From a method name to an exported selection: the one path ``reduce`` and sweeps share.
 
-:func:`select_images` is what ``detreduce reduce`` and the sweeps call: it resolves the
-budget, runs a registered reducer under a balance mode (:mod:`detreduce.balance`) on
-image or aggregated crop embeddings, and attaches the figures of :mod:`detreduce.metrics`.
-It also holds the one dataset-level baseline that is not a reducer, because it needs
-file names: ``ultralytics_fraction``, what Ultralytics' ``fraction=`` does.
+:func:`select_images` resolves the budget, looks the method up in the catalog
+(:mod:`detreduce.methods`) and runs it by kind: a reducer under a balance mode
+(:mod:`detreduce.balance`) on image or aggregated crop embeddings, a dataset-level
+baseline on the file list, or — for a training policy — every image (the policy acts
+inside the trainer). It attaches the figures of :mod:`detreduce.metrics`.
+:func:`select_and_export` adds the export (data YAML, kept list, ``selection.json``);
+``detreduce reduce`` and every sweep trial call it, so the two doors cannot differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,13 +20,11 @@ import numpy as np
 from detreduce.balance import balanced_select, check_mode
 from detreduce.config import default
 from detreduce.data.model import DetectionDataset
-from detreduce.errors import ConfigError
+from detreduce.errors import ConfigError, DatasetError
+from detreduce.methods import get_method
 from detreduce.metrics import selection_figures
-from detreduce.reducers import get_reducer, resolve_budget
+from detreduce.reducers import resolve_budget
 
-#: Dataset-level baselines (not reducers): canonical name → aliases.
-ULTRALYTICS_FRACTION = "ultralytics_fraction"
-_DATASET_METHODS = {"ultralytics_fraction": ULTRALYTICS_FRACTION}
 LEVELS = ("image", "box")
 
 
@@ -80,25 +81,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
-
-
-def canonical_method(method: str) -> str:
-    """Lower-case, ``-`` → ``_``; dataset-level baselines keep their own names."""
-    key = method.strip().lower().replace("-", "_")
-    return _DATASET_METHODS.get(key, key)
-
-
-def ultralytics_fraction_indices(dataset: DetectionDataset, fraction: float | int) -> np.ndarray:
-    """What Ultralytics' ``fraction=`` keeps: the first N files of the sorted image list.
-
-    Ultralytics 8.x ``BaseDataset.get_img_files`` sorts the image paths (Python string
-    order) and keeps ``im_files[: round(len(im_files) * fraction)]`` — not random, not class
-    aware. N uses Python's ``round`` as Ultralytics does (half to even); an int is a count.
-    """
-    n = dataset.num_images
-    k = resolve_budget(fraction, n)
-    order = sorted(range(n), key=lambda i: str(dataset.image_paths[i]))
-    return np.asarray(order[:k], dtype=np.int64)
 
 
 def crop_image_vectors(
@@ -168,7 +150,7 @@ def select_images(
 
     Args:
         dataset: the dataset to reduce (the train split: val/test are never reduced).
-        method: a registered reducer (``detreduce methods``) or ``ultralytics_fraction``.
+        method: a method of the catalog (``detreduce methods``), any kind.
         fraction: a float in (0, 1] (rounded to the nearest image) or an int count in [1, n].
         seed: seeds every random choice; recorded.
         balance: ``none``, ``classes`` or ``classes+boxes`` (default ``balance.mode``).
@@ -194,7 +176,13 @@ def select_images(
     if level not in LEVELS:
         raise ConfigError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     params = dict(params or {})
-    name = canonical_method(method)
+    spec = get_method(method)
+    method_obj = spec.create(**params)  # unknown parameters and bad values fail here
+    name = spec.name
+    if not spec.balanced:
+        balance = "none"
+    if not spec.uses_features:
+        level = "image"
     if features is not None:
         features = np.asarray(features)
         if features.ndim != 2 or len(features) != n:
@@ -204,16 +192,18 @@ def select_images(
 
     strata_info: dict[str, Any] = {}
     scores = None
-    if name == ULTRALYTICS_FRACTION:
-        if params:
-            raise ConfigError(f"method {name!r} takes no parameters, got {sorted(params)}")
-        indices = ultralytics_fraction_indices(dataset, k)
+    full_params = method_obj.get_params() if hasattr(method_obj, "get_params") else {}
+    if spec.kind == "training":
+        if k != n:
+            raise ConfigError(
+                f"method {name!r} is a training policy: it runs on the whole train split "
+                f"(fraction 1), got a budget of {k} of {n} images"
+            )
+        indices, balance, with_figures = np.arange(n, dtype=np.int64), "none", False
+    elif spec.kind == "dataset":
+        indices = method_obj.select(dataset, k, seed=seed)
         balance = "none"
-        full_params: dict[str, Any] = {}
     else:
-        reducer = get_reducer(name, **params)
-        name = reducer.name
-        full_params = reducer.get_params()
         X = features
         if level == "box":
             if box_features is None:
@@ -222,7 +212,7 @@ def select_images(
                 )
             X = crop_image_vectors(n, *box_features, fallback=features)
         result = balanced_select(
-            dataset, reducer, k, X=X, mode=balance, strata=strata, strategy=strategy, seed=seed
+            dataset, method_obj, k, X=X, mode=balance, strata=strata, strategy=strategy, seed=seed
         )
         indices, scores = result.indices, result.scores
         strata_info = {
@@ -250,4 +240,90 @@ def select_images(
         figures=figures,
         strata=strata_info,
         scores=scores,
+    )
+
+
+@dataclass(frozen=True)
+class ExportedSelection:
+    """A selection written as an Ultralytics data YAML.
+
+    Attributes:
+        data_yaml: the written ``data.yaml``.
+        kept: rows of the full dataset kept (train images only).
+        n_train: train images before the reduction.
+        selection: what :func:`select_images` chose and why (indices into the train split).
+    """
+
+    data_yaml: Path
+    kept: np.ndarray
+    n_train: int
+    selection: ImageSelection
+
+    @property
+    def out_dir(self) -> Path:
+        return self.data_yaml.parent
+
+
+def select_and_export(
+    dataset: DetectionDataset,
+    out_dir: str | Path,
+    *,
+    method: str,
+    fraction: float | int,
+    seed: int = 0,
+    balance: str | None = None,
+    level: str = "image",
+    params: dict[str, Any] | None = None,
+    features: np.ndarray | None = None,
+    box_features: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    backbone: str = "",
+    overwrite: bool = False,
+) -> ExportedSelection:
+    """Select from the train split of ``dataset`` and export it (the one select → export path).
+
+    ``features`` / ``box_features`` are aligned with the train split (as
+    :meth:`DetectionDataset.split` orders it). ``backbone`` names the embeddings for the
+    manifest (recorded only for methods that read them). val/test are never reduced.
+    ``selection.json`` holds the same keys whoever calls this (``detreduce reduce``, a
+    sweep trial): dataset, method, parameters, fraction, seed, level, backbone, balance,
+    budget, strata, figures and the per-class counts of :func:`export_selection`.
+    """
+    from detreduce.data.export import export_selection
+
+    train_rows = dataset.split_indices("train")
+    if len(train_rows) == 0:
+        raise DatasetError(f"{dataset.source}: no train images to reduce")
+    selection = select_images(
+        dataset.subset(train_rows),
+        method,
+        fraction,
+        seed=seed,
+        balance=balance,
+        features=features,
+        box_features=box_features,
+        level=level,
+        params=params,
+    )
+    kept = train_rows[selection.indices]
+    uses_features = get_method(selection.method).uses_features
+    data_yaml = export_selection(
+        dataset,
+        kept,
+        out_dir,
+        method=selection.method,
+        params=selection.params,
+        fraction=fraction,
+        seed=seed,
+        overwrite=overwrite,
+        extra={
+            "level": selection.level,
+            "backbone": backbone if uses_features else "",
+            "balance": selection.balance,
+            "budget": selection.budget,
+            "strata": selection.strata,
+            "figures": selection.figures,
+        },
+    )
+    return ExportedSelection(
+        data_yaml=Path(data_yaml), kept=kept, n_train=len(train_rows), selection=selection
     )

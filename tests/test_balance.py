@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from detreduce.balance import (
-    allocate_quotas,
     balanced_select,
     box_count_labels,
     category_labels,
@@ -18,6 +17,7 @@ from detreduce.balance import (
 from detreduce.data.model import DetectionDataset
 from detreduce.errors import ConfigError
 from detreduce.metrics import class_box_shares, total_variation
+from detreduce.quotas import allocate
 from detreduce.reducers import Reducer, ReducerResult, get_reducer
 
 
@@ -61,10 +61,20 @@ class Spy(Reducer):
 
     def __init__(self):
         self.calls = []
+        self.quotas = []
 
-    def _select(self, X, k, groups, rng):
+    def _select(self, X, k, groups, rng, quotas=None):
         self.calls.append((X.copy(), k, None if groups is None else groups.copy()))
-        return ReducerResult(indices=np.arange(k))
+        self.quotas.append(quotas)
+        if quotas is None:
+            return ReducerResult(indices=np.arange(k))
+        # the first quotas[g] rows of each group (sorted labels), as the quotas ask
+        labels = np.unique(groups)
+        return ReducerResult(
+            indices=np.concatenate(
+                [np.flatnonzero(groups == g)[:q] for g, q in zip(labels, quotas, strict=True)]
+            )
+        )
 
 
 # --------------------------------------------------------------------- strata
@@ -110,37 +120,6 @@ def test_crossed_schemes_and_unknown_scheme():
     ]
     with pytest.raises(ConfigError, match="unknown strata scheme"):
         image_strata(ds, "nope")
-
-
-# --------------------------------------------------------------------- quotas
-@pytest.mark.parametrize(
-    ("sizes", "budget", "lower", "expected"),
-    [
-        ([50, 30, 20], 10, None, [5, 3, 2]),
-        ([7, 2, 1], 5, None, [4, 1, 0]),  # remainders .5/0/.5: tie → larger stratum
-        ([7, 2, 1], 5, [0, 0, 1], [3, 1, 1]),  # the reserved image is kept
-        ([1, 1, 98], 3, [1, 1, 0], [1, 1, 1]),
-        ([3, 3], 6, None, [3, 3]),
-    ],
-)
-def test_largest_remainder_quotas(sizes, budget, lower, expected):
-    quota = allocate_quotas(sizes, budget, lower)
-    assert quota.tolist() == expected
-    assert quota.sum() == budget
-
-
-def test_quotas_respect_bounds_on_random_inputs():
-    rng = np.random.default_rng(3)
-    for _ in range(200):
-        sizes = rng.integers(1, 40, size=rng.integers(1, 12))
-        lower = np.minimum(sizes, rng.integers(0, 2, size=len(sizes)))
-        budget = int(rng.integers(lower.sum(), sizes.sum() + 1))
-        quota = allocate_quotas(sizes, budget, lower)
-        assert quota.sum() == budget
-        assert (quota >= lower).all() and (quota <= sizes).all()
-        # Hamilton's rule: every quota within one image of its exact share (when unbounded).
-        if lower.sum() == 0:
-            assert np.all(np.abs(quota - budget * sizes / sizes.sum()) < 1 + 1e-9)
 
 
 # ------------------------------------------------------------------- coverage
@@ -195,7 +174,7 @@ def test_per_stratum_counts_match_quotas():
     labels = rarest_class_labels(ds)
     names, counts = np.unique(labels.astype(str), return_counts=True)
     lower = [int((labels[res.reserved] == s).sum()) for s in names]
-    expected = allocate_quotas(counts, 50, lower)
+    expected = allocate(counts, 50, lower)
     kept = [int((labels[res.indices] == s).sum()) for s in names]
     assert kept == expected.tolist()
     assert res.quotas == dict(zip(names.tolist(), expected.tolist(), strict=True))
@@ -228,6 +207,13 @@ def test_joint_strategy_passes_strata_as_groups():
     assert len(np.unique(groups)) == len(set(labels))
     assert k_last == 50 - len(res.reserved)
     assert res.strategy == "joint" and len(res.indices) == 50
+    # the joint call gets the per-stratum quotas, in sorted group-code order
+    quotas = spy.quotas[-1]
+    per_stratum = balanced_select(
+        ds, Spy(), 0.25, X=X, mode="classes", strategy="per_stratum", seed=0
+    )
+    assert quotas is not None and quotas.sum() == k_last
+    assert res.quotas == per_stratum.quotas
 
 
 def test_feature_method_without_features_and_bad_options_raise():

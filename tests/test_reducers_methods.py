@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from detreduce.cli import main
-from detreduce.reducers import describe_methods, get_reducer, list_reducers
+from detreduce.methods import list_methods
+from detreduce.reducers import get_reducer, list_reducers
 from detreduce.reducers._fps import farthest_first
 from detreduce.reducers._kmeans import kmeans_large
 from detreduce.reducers._neighbors import knn, symmetric_graph
-from detreduce.reducers._strata import allocate, interleave
+from detreduce.reducers._strata import group_quotas, interleave
 from detreduce.reducers.facility_location import lazy_greedy
 from detreduce.reducers.psa import Moments, regression_betas
 
@@ -38,17 +39,18 @@ def mean_nearest(X, kept):
 
 
 @pytest.mark.parametrize(
-    ("sizes", "k", "expected"),
+    ("sizes", "k", "quotas", "expected"),
     [
-        ([30, 20, 10], 25, [13, 8, 4]),
-        ([50, 1, 1], 3, [1, 1, 1]),  # every stratum keeps one when k >= strata
-        ([50, 1, 1], 2, [2, 0, 0]),
-        ([5, 5], 10, [5, 5]),
-        ([3, 0, 7], 5, [2, 0, 3]),
+        ([30, 20, 10], 25, None, [13, 8, 4]),
+        ([50, 1, 1], 3, None, [1, 1, 1]),  # every group keeps one when k >= groups
+        ([50, 1, 1], 2, None, [2, 0, 0]),
+        ([5, 5], 10, None, [5, 5]),
+        ([7, 9, 4], 10, None, [3, 5, 2]),  # remainder tie → the larger group
+        ([50, 1, 1], 3, [3, 0, 0], [3, 0, 0]),  # the caller's quotas win
     ],
 )
-def test_allocate_is_proportional_exact_and_capped(sizes, k, expected):
-    q = allocate(np.array(sizes), k)
+def test_group_quotas_are_proportional_with_one_per_group(sizes, k, quotas, expected):
+    q = group_quotas(np.array(sizes), k, quotas)
     assert q.tolist() == expected
     assert q.sum() == k and (q <= np.array(sizes)).all()
 
@@ -394,11 +396,11 @@ def test_typicality_keeps_dense_rows_of_distinct_clusters_not_outliers():
 # --- the `detreduce methods` listing --------------------------------------------------------
 
 
-def test_describe_methods_lists_every_reducer_with_defaults():
-    infos = {m.name: m for m in describe_methods()}
+def test_catalog_lists_every_reducer_with_defaults():
+    infos = {m.name: m for m in list_methods(kind="embedding")}
     assert set(infos) == {s.name for s in list_reducers()}
     assert infos["phl"].params["landmark_type"] == "representative"
-    assert [m.name for m in describe_methods("k*")] == ["clc", "kcenter", "kmeanspp"]
+    assert [m.name for m in list_methods("k*")] == ["clc", "kcenter", "kmeanspp"]
 
 
 def test_methods_command_prints_names_and_parameters(capsys):

@@ -10,6 +10,7 @@ import pytest
 
 from detreduce.cli import main
 from detreduce.errors import DetReduceError
+from detreduce.methods import method_label
 from detreduce.report import pareto_front, summary_table, write_report
 from detreduce.sweep.store import read_results
 
@@ -97,8 +98,8 @@ def test_write_report_writes_markdown_table_and_readable_plots(sweep_dir):
     assert "split evenly over the 4 reduced runs" in text
     assert CONFIG["command"] in text
     # one table row per (method, fraction) with relative figures
-    assert "| full | 1.00 | 2 | 0.450 ± 0.050 | 0.650 | 100.0 % | 11 | – | 0 | 105 |" in text
-    assert "| random | 0.50 | 2 | 0.325 ± 0.025 | 0.500 | 72.2 % | 6 | +45.5 % |" in text
+    assert f"| {method_label('full')} | 1.00 | 2 | 0.450 ± 0.050 | 0.650 | 100.0 % | 11 | – | 0 | 105 |" in text
+    assert "| random (uniform, no balance) | 0.50 | 2 | 0.325 ± 0.025 | 0.500 | 72.2 % | 6 | +45.5 % |" in text
     assert "| clc | 0.25 | 1 (1 failed) | 0.200 ± 0.000 |" in text
     assert "RuntimeError: out of memory" in text
     for name in ("map_vs_fraction", "kwh_vs_fraction", "pareto"):

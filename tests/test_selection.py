@@ -9,9 +9,10 @@ import pytest
 
 from detreduce.data.model import DetectionDataset
 from detreduce.errors import ConfigError
+from detreduce.methods import catalog
+from detreduce.methods.dataset import ultralytics_fraction_indices
 from detreduce.reducers import Reducer, ReducerResult
-from detreduce.reducers import base as reducer_base
-from detreduce.selection import crop_image_vectors, select_images, ultralytics_fraction_indices
+from detreduce.selection import crop_image_vectors, select_images
 
 
 def make_dataset(n: int = 40, seed: int = 0) -> DetectionDataset:
@@ -56,8 +57,9 @@ class FirstRows(Reducer):
 @pytest.fixture
 def first_rows(monkeypatch):
     """Registers FirstRows for one test only (the registry is process-wide)."""
-    spec = reducer_base.ReducerSpec("first_rows", FirstRows, FirstRows.summary)
-    monkeypatch.setitem(reducer_base._REGISTRY, "first_rows", spec)
+    catalog.get_method("random")  # load the catalog before adding to it
+    spec = catalog.MethodSpec("first_rows", "embedding", FirstRows.summary, factory=FirstRows)
+    monkeypatch.setitem(catalog._SPECS, "first_rows", spec)
     FirstRows.seen = []
     return FirstRows
 
@@ -105,7 +107,7 @@ def test_unknown_method_level_and_balance_raise():
         select_images(ds, "random", 0.5, level="pixel")
     with pytest.raises(ConfigError, match="balance"):
         select_images(ds, "random", 0.5, balance="boxes")
-    with pytest.raises(ConfigError, match="no parameters"):
+    with pytest.raises(ConfigError, match="unknown parameter k; its parameters: none"):
         select_images(ds, "ultralytics_fraction", 0.5, params={"k": 1})
 
 
@@ -126,8 +128,10 @@ def test_random_needs_no_features_and_is_seeded(balance):
     assert len(a.indices) == 12 and len(np.unique(a.indices)) == 12
     assert a.indices.tolist() == b.indices.tolist() != c.indices.tolist()
     assert "epsilon" not in a.figures and a.figures["images"]["kept"] == 12
-    if balance != "none":
-        assert a.figures["missing_classes"] == []  # class c lives in image 7 only
+    assert a.balance == "none"  # uniform random, whatever balance says
+    if balance != "none":  # the stratified baseline keeps class c (it lives in image 7 only)
+        srs = select_images(ds, "srs", 0.3, seed=5, balance=balance)
+        assert srs.figures["missing_classes"] == [] and srs.balance == balance
 
 
 def test_params_and_scores_reach_the_record(first_rows):

@@ -1,6 +1,8 @@
-"""``detreduce methods``: the selection methods, one line each, with their parameters."""
+"""``detreduce methods``: the method catalog, one line each, with kinds and parameters."""
 
 from __future__ import annotations
+
+import json
 
 import typer
 from rich.console import Console
@@ -24,39 +26,40 @@ def methods(
     pattern: str | None = typer.Argument(
         None, help="Only methods whose name or alias matches, e.g. 'k*'.", show_default=False
     ),
+    kind: str | None = typer.Option(
+        None, help="Only one kind: embedding, dataset or training.", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON."),
 ) -> None:
-    """List the selection methods with one-line descriptions and default parameters.
+    """List the selection methods: kind, one-line description, default parameters.
 
-    Defaults come from detreduce/cfg/reducers.yaml (the same ones the Python API uses).
+    Kinds: embedding (a reducer on image or crop embeddings, under --balance), dataset (a
+    baseline that reads file names or labels, e.g. ultralytics_fraction) and training (a
+    policy that decides what the trainer sees each epoch). Defaults come from
+    detreduce/cfg/reducers.yaml, the same ones the Python API uses.
     """
-    import fnmatch
+    from detreduce.methods import list_methods
 
-    from detreduce.reducers import describe_methods
-    from detreduce.reducers.catalog import MethodInfo
-
-    infos = describe_methods(pattern)
-    # Not a reducer (it reads file names, not embeddings), but users pick it the same way.
-    baseline = MethodInfo(
-        name="ultralytics_fraction",
-        aliases=("ultralytics-fraction",),
-        summary="what Ultralytics' fraction= does: the first N files of the sorted list",
-        uses_features=False,
-        params={},
-    )
-    if pattern is None or any(
-        fnmatch.fnmatch(n, pattern) for n in (baseline.name, *baseline.aliases)
-    ):
-        infos = [*infos, baseline]
-    if not infos:
+    specs = list_methods(pattern, kind=kind)
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in specs], indent=2))
+        return
+    if not specs:
         typer.echo(f"no method matches {pattern!r}")
         return
     table = Table(show_lines=False)
     table.add_column("method", style="bold")
+    table.add_column("kind")
     table.add_column("description")
     table.add_column("parameters (defaults)")
-    for info in infos:
-        name = info.name + (f"\n[dim]({', '.join(info.aliases)})[/dim]" if info.aliases else "")
-        params = "\n".join(f"{k}={_fmt(v)}" for k, v in info.params.items()) or "-"
-        summary = info.summary + ("" if info.uses_features else " [dim](no features)[/dim]")
-        table.add_row(name, summary, params)
+    for spec in specs:
+        name = spec.name + (f"\n[dim]({', '.join(spec.aliases)})[/dim]" if spec.aliases else "")
+        params = "\n".join(f"{k}={_fmt(v)}" for k, v in spec.params.items()) or "-"
+        traits = [t for t, on in (("no features", not spec.uses_features),
+                                  ("joint over strata", spec.joint),
+                                  ("never balanced", not spec.balanced)) if on]  # fmt: skip
+        summary = spec.summary + (f" [dim]({'; '.join(traits)})[/dim]" if traits else "")
+        if spec.baseline:
+            summary += f"\n[dim]baseline: {spec.baseline}[/dim]"
+        table.add_row(name, spec.kind, summary, params)
     Console().print(table)

@@ -8,6 +8,7 @@ Every reader in :mod:`detreduce.data.formats` returns this, every later stage re
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -149,11 +150,14 @@ class DetectionDataset:
         """A short content hash of names, image paths, sizes, splits and boxes.
 
         Changes when any label or the image list changes; used to key caches and
-        to tell in a manifest exactly which dataset a selection was made from.
+        to tell in a manifest exactly which dataset a selection was made from. Paths
+        are hashed resolved (:func:`resolved_paths`), so one folder given as a relative
+        path, through a symlink or resolved has one fingerprint (and one cached YOLO
+        view); ``image_paths`` and ``source`` themselves stay as the user gave them.
         """
         h = hashlib.blake2b(digest_size=8)
         h.update("\x1f".join(self.names).encode())
-        h.update("\x1f".join(self.image_paths.tolist()).encode())
+        h.update("\x1f".join(resolved_paths(self.image_paths)).encode())
         h.update("\x1f".join(self.image_splits.tolist()).encode())
         for arr in (self.image_sizes, self.box_image, self.box_class, self.box_xyxy):
             h.update(np.ascontiguousarray(arr).tobytes())
@@ -165,3 +169,23 @@ class DetectionDataset:
             f"DetectionDataset(format={self.format!r}, images={self.num_images} ({splits}), "
             f"boxes={self.num_boxes}, classes={len(self.names)}, problems={len(self.problems)})"
         )
+
+
+def resolved_paths(paths) -> list[str]:
+    """``Path(p).resolve()`` of each path, as strings, computed cheaply.
+
+    Each distinct folder is resolved once (symlinks, ``..``, a relative spelling); a file
+    name is resolved further only when it is itself a symlink. O(folders·depth + n) system
+    calls for n paths instead of O(n·depth).
+    """
+    folders: dict[str, str] = {}
+    out = []
+    for p in paths:
+        folder, name = os.path.split(os.fspath(p))
+        real = folders.get(folder)
+        if real is None:
+            real = folders[folder] = os.path.realpath(folder or os.curdir)
+        full = os.path.join(real, name)
+        again = name in (os.curdir, os.pardir) or os.path.islink(full)
+        out.append(os.path.realpath(full) if again else full)
+    return out

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from detreduce.config import cache_root
+from detreduce.data.atomic import temp_sibling
 from detreduce.data.model import DetectionDataset
 
 logger = logging.getLogger("detreduce")
@@ -33,7 +33,7 @@ def yolo_view(ds: DetectionDataset, root: Path | None = None) -> tuple[Path, np.
     )
     if (root / COMPLETE).exists():
         return root, view_paths
-    tmp = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = temp_sibling(root)
     logger.info("writing YOLO label view of %d images to %s", ds.num_images, root)
     order = np.argsort(ds.box_image, kind="stable")
     starts = np.searchsorted(ds.box_image[order], np.arange(ds.num_images + 1))

@@ -12,7 +12,7 @@ from detreduce.features.backbones import (
     list_backbones,
     register_backbone,
 )
-from detreduce.features.embed import Embeddings, embed_dataset, resolve_device
+from detreduce.features.embed import Embeddings, embed_dataset
 from detreduce.features.export import export_embeddings
 
 __all__ = [
@@ -24,5 +24,4 @@ __all__ = [
     "get_backbone",
     "list_backbones",
     "register_backbone",
-    "resolve_device",
 ]

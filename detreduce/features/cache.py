@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from detreduce.config import cache_root
+from detreduce.data.atomic import atomic_path, write_text
 
 logger = logging.getLogger("detreduce")
 KEY_DTYPE = "S32"
@@ -68,7 +69,7 @@ class ShardStore:
         self.root.mkdir(parents=True, exist_ok=True)
         meta = self.root / "meta.json"
         if not meta.exists():
-            _atomic_write_bytes(meta, json.dumps(params, indent=2, default=str).encode())
+            write_text(meta, json.dumps(params, indent=2, default=str))
         self.shards: list[Path] = []
         self.index: dict[bytes, tuple[int, int, int]] = {}
         self._refresh()
@@ -134,17 +135,7 @@ class ShardWriter:
         )
         name = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         path = self.store.root / name
-        tmp = self.store.root / f".{name}.tmp"
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, keys=np.array(self.keys, dtype=KEY_DTYPE), counts=counts, data=data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         self.written += len(self.keys)
         self.keys, self.blocks = [], []
-
-
-def _atomic_write_bytes(path: Path, blob: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import torch
 
 from detreduce.config import default
 from detreduce.data.model import DetectionDataset
+from detreduce.device import parse_device
 from detreduce.errors import ConfigError, DatasetError
 from detreduce.features.backbones import Backbone, get_backbone
 from detreduce.features.cache import ShardStore, derived_key, image_key, store_dir
@@ -109,23 +109,6 @@ class Embeddings:
         if normalize:
             mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
         return keys.astype(np.int64), mean.astype(np.float32)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` (cuda:0 when available, else cpu), ``cpu``, ``cuda`` or ``cuda:N``."""
-    text = str(device)
-    if text == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if text == "cpu":
-        return torch.device("cpu")
-    m = re.fullmatch(r"cuda(?::(\d+))?", text)
-    if m is None:
-        raise ConfigError(f"device must be auto, cpu or cuda:N, got {text!r}")
-    index = int(m[1] or 0)
-    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        raise ConfigError(f"device {text!r} requested but this machine has {have} CUDA device(s)")
-    return torch.device(f"cuda:{index}")
 
 
 def auto_batch_size(device: torch.device, input_size: int) -> int:
@@ -320,7 +303,7 @@ class _Settings:
             raise ConfigError(f"workers must be >= 0, got {v['workers']!r}")
         if v["threads"] is not None and int(v["threads"]) < 1:
             raise ConfigError(f"threads must be >= 1, got {v['threads']!r}")
-        dev = resolve_device(v["device"])
+        dev = torch.device(parse_device(v["device"]).torch)
         resolve_runtime(str(v["runtime"]), dev, takes_uint8=False)  # validates the name
         workers = auto_workers(dev) if v["workers"] is None else int(v["workers"])
         return cls(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detreduce.config import cache_root
+from detreduce.data.atomic import atomic_path
 from detreduce.errors import ConfigError
 
 logger = logging.getLogger("detreduce")
@@ -125,10 +125,8 @@ def _onnx_path(ident: dict) -> Path:
 
 def _export(wrapped: nn.Module, path: Path) -> None:
     """Write the graph under a temp name, then rename: a killed export leaves nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     example = torch.zeros((2, 64, 64, 3), dtype=torch.uint8)
-    try:
+    with atomic_path(path) as tmp:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -144,9 +142,6 @@ def _export(wrapped: nn.Module, path: Path) -> None:
                 opset_version=OPSET,
                 dynamo=False,
             )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=8)

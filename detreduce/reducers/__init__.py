@@ -2,7 +2,8 @@
 
 From the seed paper (Perera-Lago et al. 2024): srs, clc, mms, des, dom, phl, nrmd, psa,
 prd, fes. From the wider field: kcenter, herding, facility_location, kmeanspp, dedup,
-typicality. Plus the ``random`` baseline. ``detreduce methods`` lists them.
+typicality. Plus the uniform ``random`` baseline. Each registers itself in the method
+catalog (:mod:`detreduce.methods`) as kind ``embedding``; ``detreduce methods`` lists them.
 """
 
 from detreduce.reducers import (  # noqa: F401  (each import registers its reducer)
@@ -32,13 +33,10 @@ from detreduce.reducers.base import (
     register,
     resolve_budget,
 )
-from detreduce.reducers.catalog import MethodInfo, describe_methods
 
 __all__ = [
-    "MethodInfo",
     "Reducer",
     "ReducerResult",
-    "describe_methods",
     "get_reducer",
     "list_reducers",
     "register",

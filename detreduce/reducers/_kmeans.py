@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from detreduce.quotas import allocate
 from detreduce.reducers._linalg import sq_dist_to, sq_norms
 
 
@@ -151,14 +152,14 @@ def kmeans_large(
 ) -> tuple[np.ndarray, np.ndarray]:
     """k-means with k centroids, two-level when ``niter·n·k·d > work_limit`` (module doc)."""
     from detreduce.reducers._partition import n_partitions, partition_rows
-    from detreduce.reducers._strata import allocate
 
     n, d = X.shape
     m = min(k, n_partitions(n, k, d * niter, work_limit))
     if m <= 1:
         return kmeans(X, k, rng, niter=niter)
     parts = partition_rows(X, m, rng)
-    quotas = allocate(np.array([len(p) for p in parts]), k)  # >= 1 each, as k >= m
+    sizes = np.array([len(p) for p in parts])
+    quotas = allocate(sizes, k, lower=np.ones(len(parts), dtype=np.int64))  # k >= m parts
     centroids = np.empty((k, d), dtype=np.float32)
     labels = np.empty(n, dtype=np.int64)
     offset = 0

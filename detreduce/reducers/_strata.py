@@ -2,7 +2,8 @@
 
 Perera-Lago et al. (2024) reduce each class separately with the same fraction. Here a
 reducer given ``groups`` splits its budget over the groups in proportion to their sizes
-(largest remainder, exact total), runs on each group, and interleaves the per-group
+(:func:`detreduce.quotas.allocate`, at least one row per group when the budget allows),
+or takes the caller's ``quotas``, runs on each group, and interleaves the per-group
 orders so that every prefix of the selection stays balanced.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from detreduce.config import default
+from detreduce.quotas import allocate
 from detreduce.reducers.base import Reducer, ReducerResult
 
 #: ``fn(X_group, k_group, rng) -> (order, scores)``: local row indices in selection
@@ -22,35 +24,18 @@ from detreduce.reducers.base import Reducer, ReducerResult
 GroupFn = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, np.ndarray | None]]
 
 
-def allocate(sizes: np.ndarray, k: int) -> np.ndarray:
-    """Split ``k`` over groups in proportion to ``sizes`` (Hamilton / largest remainder).
+def group_quotas(sizes: np.ndarray, k: int, quotas: np.ndarray | None = None) -> np.ndarray:
+    """Rows to keep per group (groups in sorted label order, as :func:`group_rows`).
 
-    The quotas sum to ``k`` exactly, never exceed a group's size, and, when ``k`` is at
-    least the number of non-empty groups, give every non-empty group at least one row.
-    Ties go to the earlier group. O(G log G).
+    ``quotas`` when the caller gave them (validated by :meth:`Reducer.select`); otherwise
+    :func:`detreduce.quotas.allocate` of ``k`` proportional to ``sizes``, with at least
+    one row per group when ``k`` is at least the number of groups. O(G log G).
     """
+    if quotas is not None:
+        return np.asarray(quotas, dtype=np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)
-    n = int(sizes.sum())
-    if not 0 <= k <= n:
-        raise ValueError(f"budget {k} outside [0, {n}]")
-    if n == 0 or k == 0:
-        return np.zeros(len(sizes), dtype=np.int64)
-    ideal = k * sizes / n
-    quota = np.floor(ideal).astype(np.int64)
-    if k >= int((sizes > 0).sum()):
-        quota = np.where(sizes > 0, np.maximum(quota, 1), 0)
-    order = np.lexsort((np.arange(len(sizes)), -(ideal - quota)))  # largest remainder first
-    while quota.sum() < k:
-        for g in order:
-            if quota.sum() == k:
-                break
-            if quota[g] < sizes[g]:
-                quota[g] += 1
-    while quota.sum() > k:  # the at-least-one floor overshot: take from the most over-served
-        over = quota - ideal
-        over[quota <= 1] = -np.inf
-        quota[int(np.argmax(over))] -= 1
-    return quota
+    lower = np.ones(len(sizes), dtype=np.int64) if k >= len(sizes) else None
+    return allocate(sizes, k, lower)
 
 
 def interleave(orders: list[np.ndarray]) -> np.ndarray:
@@ -85,13 +70,14 @@ def select_per_group(
     groups: np.ndarray | None,
     rng: np.random.Generator,
     fn: GroupFn,
+    quotas: np.ndarray | None = None,
 ) -> ReducerResult:
-    """Run ``fn`` once (no groups) or once per group with proportional quotas."""
+    """Run ``fn`` once (no groups) or once per group with :func:`group_quotas`."""
     if groups is None:
         order, scores = fn(X, k, rng)
         return ReducerResult(indices=np.asarray(order, dtype=np.int64), scores=scores)
     rows = group_rows(groups)
-    quotas = allocate(np.array([len(r) for r in rows]), k)
+    quotas = group_quotas(np.array([len(r) for r in rows]), k, quotas)
     scores = np.full(len(X), np.nan)
     has_scores = False
     orders = []
@@ -123,7 +109,8 @@ def as_float32(X: np.ndarray) -> np.ndarray:
 
 
 class GroupwiseReducer(Reducer):
-    """A reducer that runs per stratum, budgets proportional to stratum sizes.
+    """A reducer that runs per stratum, budgets proportional to stratum sizes (or the
+    caller's ``quotas``).
 
     Subclasses implement :meth:`_check` (parameter validation) and :meth:`_select_group`.
     """
@@ -136,7 +123,7 @@ class GroupwiseReducer(Reducer):
     ) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
-    def _select(self, X, k, groups, rng):
+    def _select(self, X, k, groups, rng, quotas=None):
         self._check()
         with blas_limits():
-            return select_per_group(as_float32(X), k, groups, rng, self._select_group)
+            return select_per_group(as_float32(X), k, groups, rng, self._select_group, quotas)

@@ -4,18 +4,19 @@ A reducer sees a matrix ``X`` (n × d embeddings), optional ``groups`` (stratum 
 row) and a budget, and returns indices of *real rows* (never synthetic points), in
 selection order when the method has one, plus optional per-row scores. Balance across
 classes is not a reducer's job: :mod:`detreduce.balance` splits the budget into
-per-stratum quotas and calls the reducer per stratum.
+per-stratum quotas (:func:`detreduce.quotas.allocate`) and calls the reducer per
+stratum, or once with ``groups`` and those ``quotas`` for the joint methods.
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from detreduce.errors import ConfigError
+from detreduce.methods import catalog
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class Reducer:
     summary: ClassVar[str] = ""
     #: True when the method reads the embeddings (False for random-like baselines).
     uses_features: ClassVar[bool] = True
+    #: Under balance, run once on all rows with the strata as groups (needs the labels).
+    joint: ClassVar[bool] = False
+    #: False: the method ignores ``--balance`` (the uniform random baseline).
+    balanced: ClassVar[bool] = True
+    #: What the method is when it is a baseline, for reports ("" otherwise).
+    baseline: ClassVar[str] = ""
+    #: The paper or code it comes from.
+    reference: ClassVar[str] = ""
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -69,8 +78,24 @@ class Reducer:
         budget: float | int,
         groups: np.ndarray | None = None,
         seed: int = 0,
+        *,
+        quotas: np.ndarray | None = None,
     ) -> ReducerResult:
-        """Choose ``budget`` rows of ``X``; never mutates ``X``; same seed, same rows."""
+        """Choose ``budget`` rows of ``X``; never mutates ``X``; same seed, same rows.
+
+        ``quotas``: rows to keep per group, one count per distinct label of ``groups`` in
+        sorted label order (``np.unique``), each in ``[0, group size]``, summing to the
+        budget. A reducer that honours groups then keeps exactly these counts instead of
+        splitting the budget itself (:func:`detreduce.quotas.allocate`), so a joint run
+        keeps the same rows per stratum as a per-stratum run. A reducer opts in by taking
+        a ``quotas`` keyword in ``_select(X, k, groups, rng, quotas=None)`` (as scikit-learn
+        checks ``fit`` for ``sample_weight``); giving quotas to one that does not, or
+        without groups, raises :class:`ConfigError`.
+        """
+        import inspect
+
+        from detreduce.quotas import check_quotas
+
         X = np.asarray(X)
         if X.ndim != 2 or len(X) == 0:
             raise ConfigError(f"X must be a non-empty 2-D array, got shape {X.shape}")
@@ -82,12 +107,28 @@ class Reducer:
                 raise ConfigError(f"groups must have shape ({len(X)},), got {groups.shape}")
         k = resolve_budget(budget, len(X))
         rng = np.random.default_rng(seed)
-        result = self._select(X, k, groups, rng)
+        if quotas is None:
+            result = self._select(X, k, groups, rng)
+        else:
+            if groups is None:
+                raise ConfigError(f"method {self.name!r}: quotas need groups (one per row)")
+            if "quotas" not in inspect.signature(self._select).parameters:
+                raise ConfigError(
+                    f"method {self.name!r} does not take per-group quotas; "
+                    "run it per stratum (strategy 'per_stratum') instead"
+                )
+            labels, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+            quotas = check_quotas(quotas, sizes, k, labels=labels)
+            result = self._select(X, k, groups, rng, quotas=quotas)
         idx = np.asarray(result.indices, dtype=np.int64)
         if len(idx) != k or len(np.unique(idx)) != k or idx.min() < 0 or idx.max() >= len(X):
             raise AssertionError(
                 f"{self.name} returned an invalid selection"
             )  # a bug, not user error
+        if quotas is not None and not np.array_equal(
+            np.bincount(codes[idx], minlength=len(sizes)), quotas
+        ):
+            raise AssertionError(f"{self.name} did not keep the given quotas")  # a bug
         return ReducerResult(indices=idx, scores=result.scores)
 
     def _select(
@@ -96,45 +137,46 @@ class Reducer:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class ReducerSpec:
-    name: str
-    cls: type[Reducer]
-    summary: str
-    aliases: tuple[str, ...] = field(default_factory=tuple)
-
-
-_REGISTRY: dict[str, ReducerSpec] = {}
-_ALIASES: dict[str, str] = {}
-
-
 def register(*aliases: str):
-    """Class decorator adding a reducer to the registry under its ``name`` and aliases."""
+    """Class decorator adding a reducer to the method catalog (kind ``embedding``).
+
+    The class's ``name``, ``summary``, ``uses_features``, ``joint``, ``balanced``,
+    ``baseline`` and ``reference`` become the catalog entry's traits.
+    """
 
     def wrap(cls: type[Reducer]) -> type[Reducer]:
-        spec = ReducerSpec(cls.name, cls, cls.summary, tuple(aliases))
-        _REGISTRY[cls.name] = spec
-        for alias in aliases:
-            _ALIASES[alias] = cls.name
+        catalog.register(
+            catalog.MethodSpec(
+                name=cls.name,
+                kind="embedding",
+                summary=cls.summary,
+                factory=cls,
+                aliases=tuple(aliases),
+                uses_features=cls.uses_features,
+                joint=cls.joint,
+                balanced=cls.balanced,
+                baseline=cls.baseline,
+                reference=cls.reference,
+            )
+        )
         return cls
 
     return wrap
 
 
-def list_reducers() -> list[ReducerSpec]:
-    """Every registered reducer, sorted by name."""
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+def list_reducers() -> list[catalog.MethodSpec]:
+    """Every reducer (catalog methods of kind ``embedding``), sorted by name."""
+    return catalog.list_methods(kind="embedding")
 
 
 def get_reducer(name: str, **params: Any) -> Reducer:
-    """Create a reducer by name (or alias); an unknown name fails with suggestions."""
-    key = _ALIASES.get(name.lower().replace("-", "_"), name.lower().replace("-", "_"))
-    if key not in _REGISTRY:
-        known = sorted(_REGISTRY) + sorted(_ALIASES)
-        close = difflib.get_close_matches(name.lower(), known, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ConfigError(f"unknown method {name!r}.{hint} Run `detreduce methods` for the list.")
-    try:
-        return _REGISTRY[key].cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"method {key!r}: {exc}") from None
+    """Create a reducer by name (or alias); an unknown name fails with suggestions.
+
+    Parameter values are checked when it runs (``select``), as scikit-learn does.
+    """
+    spec = catalog.get_method(name)
+    if spec.kind != "embedding":
+        raise ConfigError(
+            f"method {spec.name!r} is a {spec.kind} method, not a reducer on embeddings"
+        )
+    return spec.create(validate=False, **params)

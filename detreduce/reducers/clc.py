@@ -56,6 +56,7 @@ class CLCReducer(GroupwiseReducer):
 
     name = "clc"
     summary = "k-means with k = budget, keep the real row nearest each centroid"
+    reference = "Perera-Lago et al. 2024, arXiv 2403.15150 (CLC)"
 
     def __init__(self, niter: int = _D["niter"], work_limit: float = _D["work_limit"]):
         self.niter = niter

@@ -64,6 +64,7 @@ class DedupReducer(GroupwiseReducer):
 
     name = "dedup"
     summary = "near-duplicate removal (drop the later of close pairs), then random fill"
+    reference = "FiftyOne Brain find_unique; SemDeDup, Abbas et al. 2023"
 
     def __init__(
         self,

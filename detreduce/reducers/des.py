@@ -7,13 +7,13 @@ near the decision boundaries. The reference loops in Python over rows and protot
 and its detection script leaves the base fraction unset at fraction 0.3 (a crash).
 
 Here the base is a share ``base_fraction`` of each stratum's quota (at least one row per
-stratum, so every class has a prototype), drawn at random; entropies come from one GEMM
-and a numerically stable log-sum-exp, O(n·C·d). The probabilities are
+stratum with a non-zero quota, so each such class has a prototype), drawn at random;
+entropies come from one GEMM and a numerically stable log-sum-exp, O(n·C·d). The probabilities are
 ``softmax(-distance / temperature)`` (near prototypes likely); the reference's
 ``softmax(+distance)`` gives the same ranking for two classes but weights the farthest
 prototype for more. Without groups (or with one), the prototypes are ``n_prototypes``
 k-means centroids of the base. Joint over strata (prototypes of every class), quotas per
-stratum.
+stratum (:func:`._strata.group_quotas`: proportional, or the caller's ``quotas``).
 
 Scores: each row's distance entropy (nats).
 """
@@ -26,7 +26,13 @@ from detreduce.config import default
 from detreduce.reducers._kmeans import kmeans
 from detreduce.reducers._linalg import pairwise_sq
 from detreduce.reducers._params import check_float, check_int
-from detreduce.reducers._strata import allocate, as_float32, blas_limits, group_rows, interleave
+from detreduce.reducers._strata import (
+    as_float32,
+    blas_limits,
+    group_quotas,
+    group_rows,
+    interleave,
+)
 from detreduce.reducers.base import Reducer, ReducerResult, register
 
 _D = default("reducers.des")
@@ -52,6 +58,8 @@ class DESReducer(Reducer):
 
     name = "des"
     summary = "distance-entropy selection: random base, then boundary rows (high entropy)"
+    reference = "Perera-Lago et al. 2024, arXiv 2403.15150 (DES)"
+    joint = True
 
     def __init__(
         self,
@@ -68,15 +76,15 @@ class DESReducer(Reducer):
         check_float(self.name, "temperature", self.temperature, low=0, low_open=True)
         check_int(self.name, "n_prototypes", self.n_prototypes, low=2)
 
-    def _select(self, X, k, groups, rng):
+    def _select(self, X, k, groups, rng, quotas=None):
         with blas_limits():
-            return self._run(X, k, groups, rng)
+            return self._run(X, k, groups, rng, quotas)
 
-    def _run(self, X, k, groups, rng):
+    def _run(self, X, k, groups, rng, quotas):
         self._check()
         X = as_float32(X)
         rows = [np.arange(len(X))] if groups is None else group_rows(groups)
-        quotas = allocate(np.array([len(r) for r in rows]), k)
+        quotas = group_quotas(np.array([len(r) for r in rows]), k, quotas)
         bases = []
         for r, q in zip(rows, quotas, strict=True):
             b = 0 if q == 0 else max(1, int(round(self.base_fraction * q)))

@@ -77,6 +77,7 @@ class DOMReducer(GroupwiseReducer):
 
     name = "dom"
     summary = "dominating set of the ε-proximity graph (ε searched to fit the budget)"
+    reference = "Gonzalez-Diaz, Gutierrez-Naranjo & Paluzo-Hidalgo 2022; Perera-Lago et al. 2024, arXiv 2403.15150"
 
     def __init__(self, n_neighbors: int | str = _D["n_neighbors"]):
         self.n_neighbors = n_neighbors

@@ -65,6 +65,7 @@ class FacilityLocationReducer(GroupwiseReducer):
 
     name = "facility_location"
     summary = "facility location, lazy greedy on a kNN similarity graph (CRAIG)"
+    reference = "CRAIG, Mirzasoleiman, Bilmes & Leskovec 2020 (ICML)"
 
     def __init__(self, n_neighbors: int = _D["n_neighbors"], sigma: float | str = _D["sigma"]):
         self.n_neighbors = n_neighbors

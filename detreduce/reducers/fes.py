@@ -17,7 +17,8 @@ training loss over the epochs (harder first), then at random. O(epochs·n·d·C)
 Signals from elsewhere skip the proxy: ``forget_counts`` (n,) counts from any training
 run, or ``losses`` per row from a YOLO run, either (n,) (kept hardest first) or
 (n, epochs), whose loss increases between consecutive epochs count as forgetting events
-(ties by mean loss). Joint over strata (the labels are the strata), quotas per stratum.
+(ties by mean loss). Joint over strata (the labels are the strata), quotas per stratum
+(:func:`._strata.group_quotas`: proportional, or the caller's ``quotas``).
 
 Scores: the forgetting count (or the given signal) per row.
 """
@@ -32,7 +33,13 @@ from detreduce.config import default
 from detreduce.errors import ConfigError
 from detreduce.reducers._kmeans import kmeans
 from detreduce.reducers._params import check_float, check_int
-from detreduce.reducers._strata import allocate, as_float32, blas_limits, group_rows, interleave
+from detreduce.reducers._strata import (
+    as_float32,
+    blas_limits,
+    group_quotas,
+    group_rows,
+    interleave,
+)
 from detreduce.reducers.base import Reducer, ReducerResult, register
 
 _D = default("reducers.fes")
@@ -136,6 +143,8 @@ class FESReducer(Reducer):
 
     name = "fes"
     summary = "forgetting events of a proxy head on the embeddings (most forgotten first)"
+    reference = "Toneva et al. 2019 (ICLR); Perera-Lago et al. 2024, arXiv 2403.15150"
+    joint = True
 
     def __init__(
         self,
@@ -212,17 +221,17 @@ class FESReducer(Reducer):
         )
         return counts.astype(float), mean_loss
 
-    def _select(self, X, k, groups, rng):
+    def _select(self, X, k, groups, rng, quotas=None):
         with blas_limits():
-            return self._run(X, k, groups, rng)
+            return self._run(X, k, groups, rng, quotas)
 
-    def _run(self, X, k, groups, rng):
+    def _run(self, X, k, groups, rng, quotas):
         self._check(len(X))
         X = as_float32(X)
         score, tie = self._signal(X, groups, rng)
         rand = rng.random(len(X))
         rows = [np.arange(len(X))] if groups is None else group_rows(groups)
-        quotas = allocate(np.array([len(r) for r in rows]), k)
+        quotas = group_quotas(np.array([len(r) for r in rows]), k, quotas)
         orders = [
             r[np.lexsort((rand[r], -tie[r], -score[r]))][:q]
             for r, q in zip(rows, quotas, strict=True)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from detreduce.config import default
+from detreduce.quotas import allocate
 from detreduce.reducers._linalg import sq_norms
 from detreduce.reducers._params import check_bool, check_float
 from detreduce.reducers._partition import n_partitions, partition_rows
-from detreduce.reducers._strata import GroupwiseReducer, allocate, interleave
+from detreduce.reducers._strata import GroupwiseReducer, interleave
 from detreduce.reducers.base import register
 from detreduce.reducers.kcenter import l2_normalize
 
@@ -52,6 +53,7 @@ class HerdingReducer(GroupwiseReducer):
 
     name = "herding"
     summary = "herding: greedy mean matching (Welling 2009; iCaRL exemplars)"
+    reference = "Welling 2009; Rebuffi et al. 2017 (iCaRL)"
 
     def __init__(self, normalize: bool = _D["normalize"], work_limit: float = _D["work_limit"]):
         self.normalize = normalize
@@ -68,6 +70,8 @@ class HerdingReducer(GroupwiseReducer):
         if m <= 1:
             return herd(Z, k), None
         parts = partition_rows(Z, m, rng)
-        quotas = allocate(np.array([len(p) for p in parts]), k)
+        sizes = np.array([len(p) for p in parts])
+        lower = np.ones(len(parts), dtype=np.int64) if k >= len(parts) else None
+        quotas = allocate(sizes, k, lower)  # every partition herds when the budget allows
         orders = [p[herd(Z[p], int(q))] for p, q in zip(parts, quotas, strict=True) if q]
         return interleave(orders), None

@@ -37,6 +37,7 @@ class KCenterReducer(GroupwiseReducer):
 
     name = "kcenter"
     summary = "k-center greedy core-set (Sener & Savarese 2018)"
+    reference = "Sener & Savarese 2018 (ICLR)"
 
     def __init__(
         self,

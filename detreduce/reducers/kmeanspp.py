@@ -29,6 +29,7 @@ class KMeansPPReducer(GroupwiseReducer):
 
     name = "kmeanspp"
     summary = "k-means++ seeding (D² sampling) as a diversity sampler"
+    reference = "Arthur & Vassilvitskii 2007"
 
     def __init__(self, work_limit: float = _D["work_limit"]):
         self.work_limit = work_limit

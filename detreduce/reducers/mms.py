@@ -26,6 +26,7 @@ class MMSReducer(GroupwiseReducer):
 
     name = "mms"
     summary = "max-min / farthest-point selection (seeded start, running min distance)"
+    reference = "Perera-Lago et al. 2024, arXiv 2403.15150 (MMS)"
 
     def __init__(self, work_limit: float = _D["work_limit"]):
         self.work_limit = work_limit

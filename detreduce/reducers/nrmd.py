@@ -52,6 +52,7 @@ class NRMDReducer(GroupwiseReducer):
 
     name = "nrmd"
     summary = "numerosity reduction by matrix decomposition (truncated-SVD ranking)"
+    reference = "Ghojogh & Crowley 2019; Perera-Lago et al. 2024, arXiv 2403.15150"
 
     def __init__(self, rank: int = _D["rank"]):
         self.rank = rank

@@ -70,6 +70,9 @@ class PHLReducer(GroupwiseReducer):
 
     name = "phl"
     summary = "persistent-homology landmarks (representative: low outlier score first)"
+    reference = (
+        "Stolz, Tanner, Harrington & Nanda 2023 (JMLR); Perera-Lago et al. 2024, arXiv 2403.15150"
+    )
 
     def __init__(
         self,

@@ -118,6 +118,9 @@ class PRDReducer(GroupwiseReducer):
 
     name = "prd"
     summary = "ProtoDash prototypes with non-negative weights (Gaussian kernel)"
+    reference = (
+        "ProtoDash, Gurumoorthy et al. 2019 (ICDM); Perera-Lago et al. 2024, arXiv 2403.15150"
+    )
 
     def __init__(
         self,

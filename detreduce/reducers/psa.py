@@ -22,7 +22,8 @@ of the reference's per-pair loops over d × d outer products. The reference need
 ``group_size = d`` rows per group for its d-dimensional regressions; here everything is
 computed in a ``n_components``-dimensional PCA projection (raw rows projected, so angles
 to the origin are kept). Between-class terms need groups; without them there is one
-class and ``between = 1``. Joint over strata, quotas per stratum.
+class and ``between = 1``. Joint over strata, quotas per stratum
+(:func:`._strata.group_quotas`: proportional, or the caller's ``quotas``).
 
 Scores: none (ranks are per class).
 """
@@ -34,7 +35,13 @@ import numpy as np
 from detreduce.config import default
 from detreduce.reducers._linalg import pca
 from detreduce.reducers._params import check_int
-from detreduce.reducers._strata import allocate, as_float32, blas_limits, group_rows, interleave
+from detreduce.reducers._strata import (
+    as_float32,
+    blas_limits,
+    group_quotas,
+    group_rows,
+    interleave,
+)
 from detreduce.reducers.base import Reducer, ReducerResult, register
 
 _D = default("reducers.psa")
@@ -135,6 +142,8 @@ class PSAReducer(Reducer):
 
     name = "psa"
     summary = "principal sample analysis (RANSAC group + scatter-ratio ranking)"
+    reference = "Ghojogh, Karray & Crowley 2019; Perera-Lago et al. 2024, arXiv 2403.15150"
+    joint = True
 
     def __init__(
         self,
@@ -151,18 +160,18 @@ class PSAReducer(Reducer):
         check_int(self.name, "group_size", self.group_size, low=2, allow=("auto",))
         check_int(self.name, "ransac_iter", self.ransac_iter, low=1)
 
-    def _select(self, X, k, groups, rng):
+    def _select(self, X, k, groups, rng, quotas=None):
         with blas_limits():
-            return self._run(X, k, groups, rng)
+            return self._run(X, k, groups, rng, quotas)
 
-    def _run(self, X, k, groups, rng):
+    def _run(self, X, k, groups, rng, quotas):
         self._check()
         X = as_float32(X)
         p = min(int(self.n_components), X.shape[1])
         Z = pca(X, p, rng, center=False).astype(np.float64)
         m = p if self.group_size == "auto" else int(self.group_size)
         rows = [np.arange(len(X))] if groups is None else group_rows(groups)
-        quotas = allocate(np.array([len(r) for r in rows]), k)
+        quotas = group_quotas(np.array([len(r) for r in rows]), k, quotas)
         moments = [Moments(Z[r], cos_weights(Z[r], Z[r].mean(axis=0))) for r in rows]
         orders = []
         for c, (r, q) in enumerate(zip(rows, quotas, strict=True)):

@@ -10,7 +10,10 @@ class RandomReducer(Reducer):
     """Uniform random sample without replacement, seeded. O(n)."""
 
     name = "random"
-    summary = "uniform random sample (seeded baseline)"
+    summary = "uniform random sample of the train images, never balanced (seeded baseline)"
+    reference = "uniform sampling without replacement"
+    balanced = False
+    baseline = "uniform, no balance"
     uses_features = False
 
     def _select(self, X, k, groups, rng):

@@ -18,6 +18,8 @@ class SRSReducer(GroupwiseReducer):
 
     name = "srs"
     summary = "stratified random sampling (seeded; per-stratum quotas)"
+    reference = "Perera-Lago et al. 2024, arXiv 2403.15150 (SRS)"
+    baseline = "stratified random"
     uses_features = False
 
     def _select_group(self, X, k, rng):

@@ -32,6 +32,7 @@ class TypicalityReducer(GroupwiseReducer):
 
     name = "typicality"
     summary = "typicality + diversity: most typical row of each of k clusters (TypiClust)"
+    reference = "TypiClust, Hacohen, Dekel & Weinshall 2022 (ICML)"
 
     def __init__(
         self,

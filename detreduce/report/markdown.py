@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from detreduce.data.atomic import write_text
+from detreduce.methods import method_label
 from detreduce.report.plots import write_plots
 from detreduce.report.tables import (
     failed_runs,
@@ -87,7 +89,7 @@ def summary_markdown(table: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")
         rel = r["map_rel"]
         rows.append(
             [
-                str(r["method"]),
+                method_label(str(r["method"])),
                 _fmt(r["fraction"], ".2f"),
                 f"{int(r['n'])}" + (f" ({int(r['failed'])} failed)" if r["failed"] else ""),
                 f"{_fmt(r['map50_95'])} ± {_fmt(r['map50_95_std'])}",
@@ -265,7 +267,5 @@ def write_report(run_dir: str | Path) -> Path:
         "",
     ]
     path = run_dir / REPORT_NAME
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(path)
+    write_text(path, "\n".join(parts))
     return path

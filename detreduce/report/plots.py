@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from detreduce.data.atomic import atomic_path  # noqa: E402
+from detreduce.methods import method_label  # noqa: E402
 from detreduce.report.tables import method_order, pareto_front  # noqa: E402
 from detreduce.sweep.grid import FULL  # noqa: E402
 
@@ -58,9 +60,13 @@ def _legend(ax) -> None:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    """Write the figure atomically (a report never links half a PNG) and close it."""
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=DPI, format=Path(path).suffix.lstrip(".") or None)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -98,7 +104,7 @@ def _plot_vs_fraction(
             100 * t["fraction"] + _dodge(i, len(methods)),
             scale * t[column],
             yerr=scale * t[f"{column}_std"].fillna(0),
-            label=m,
+            label=method_label(m),
             capsize=3,
             linewidth=1.5,
             **styles[m],
@@ -125,7 +131,7 @@ def plot_pareto(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     styles = _styles(methods)
     for m in methods:
         t = table[table["method"] == m]
-        ax.scatter(scale * t["kwh"], t["map50_95"], label=m, s=40, zorder=3, **styles[m])
+        ax.scatter(scale * t["kwh"], t["map50_95"], label=method_label(m), s=40, zorder=3, **styles[m])
         for _, r in t.iterrows():
             ax.annotate(
                 f"{100 * r['fraction']:g}%",

@@ -13,11 +13,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detreduce.errors import ConfigError
+from detreduce.methods import get_method
 from detreduce.sweep.grid import FULL, RANDOM
 from detreduce.sweep.store import read_results
 
-#: Baselines listed first in every table and legend, in this order.
-BASELINE_ORDER = (FULL, RANDOM, "ultralytics_fraction")
+
+def is_baseline(method: str) -> bool:
+    """A baseline by the catalog (full data, uniform random, srs, Ultralytics fraction=)."""
+    try:
+        spec = get_method(method)
+    except ConfigError:  # a method of an older store that the catalog no longer has
+        return False
+    return spec.name == FULL or bool(spec.baseline)
 
 
 def load_sweep(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -33,10 +41,12 @@ def load_sweep(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 def method_order(methods: list[str] | pd.Series) -> list[str]:
-    """Baselines first (full, random, ultralytics_fraction), then the others alphabetically."""
+    """Baselines first (full, random, then the catalog's other baselines by name), then the
+    other methods alphabetically."""
     names = list(dict.fromkeys(methods))
-    first = [m for m in BASELINE_ORDER if m in names]
-    return first + sorted(m for m in names if m not in BASELINE_ORDER)
+    first = [m for m in (FULL, RANDOM) if m in names]
+    first += sorted(m for m in names if is_baseline(m) and m not in first)
+    return first + sorted(m for m in names if m not in first)
 
 
 def full_reference(df: pd.DataFrame) -> dict[str, float]:

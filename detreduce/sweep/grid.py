@@ -15,16 +15,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from detreduce.errors import ConfigError
+from detreduce.methods import canonical_name, get_method
 
-#: Method name of the full-data baseline (every train image, fraction 1.0).
+#: The full-data baseline: the ``full`` training policy (every train image, every epoch).
 FULL = "full"
-#: Method name of the random baseline, added to every sweep.
+#: The uniform random baseline, added to every sweep.
 RANDOM = "random"
 
 
 def normalize_method(name: str) -> str:
-    """Canonical spelling of a method name (``ultralytics-fraction`` → ``ultralytics_fraction``)."""
-    return name.strip().lower().replace("-", "_")
+    """Canonical catalog name of a method (aliases, case, ``-``); unknown names raise."""
+    return canonical_name(name)
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,11 @@ def build_grid(
 ) -> list[TrialSpec]:
     """All trials of a sweep: per seed the full baseline first, then every method × fraction.
 
-    The random baseline is always included (first); duplicates are dropped; order is
-    seed-major so an interrupted sweep has complete seeds first.
+    The uniform ``random`` baseline is always included (first). Training policies (catalog
+    kind ``training``) act inside the trainer on the whole split, so they run once per
+    seed at fraction 1.0; every other method runs at each fraction. Duplicates are
+    dropped; order is seed-major so an interrupted sweep has complete seeds first.
+    Unknown method names fail here, before any work, with suggestions.
     """
     names = [normalize_method(m) for m in methods if m.strip()]
     names = list(dict.fromkeys([RANDOM] + [m for m in names if m not in (FULL, RANDOM)]))
@@ -113,6 +117,9 @@ def build_grid(
     for seed in dict.fromkeys(int(s) for s in seeds):
         specs.append(TrialSpec(FULL, 1.0, seed, protocol_key))
         for method in names:
+            if get_method(method).kind == "training":
+                specs.append(TrialSpec(method, 1.0, seed, protocol_key))
+                continue
             for frac in fracs:
                 specs.append(TrialSpec(method, frac, seed, protocol_key))
     return specs

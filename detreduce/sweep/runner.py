@@ -202,7 +202,6 @@ class TrialRunner:
         }
 
     def _run(self, spec: TrialSpec) -> dict[str, Any]:
-        from detreduce.data.export import export_selection
         from detreduce.energy import EnergyMeter
 
         run_dir = Path(self.out) / TRIALS_DIR / spec.run_id
@@ -215,18 +214,10 @@ class TrialRunner:
             raise ConfigError(f"{self.data}: no train split to reduce")
 
         with EnergyMeter(cpu_watts=self.cpu_watts).measure("selection") as sel_phase:
-            kept, figures, params = self._select(spec, ds, train_rows)
-            data_yaml = export_selection(
-                ds,
-                kept,
-                run_dir / "data",
-                method=spec.method,
-                params=params,
-                fraction=spec.fraction,
-                seed=spec.seed,
-                overwrite=True,
-                extra={"run_id": spec.run_id, "figures": figures},
-            )
+            exported = self._select(spec, ds, run_dir / "data")
+        kept, data_yaml = exported.kept, exported.data_yaml
+        figures = dict(exported.selection.figures or {})
+        figures["balance"] = exported.selection.balance
         sel = sel_phase.record
         achieved = len(kept) / len(train_rows)
         train = _train_fields(self._train(spec, data_yaml, achieved, run_dir / "train"))
@@ -304,32 +295,29 @@ class TrialRunner:
             "kwh_embedding_whole": whole,
         }
 
-    def _select(self, spec: TrialSpec, ds, train_rows: np.ndarray):
-        """Kept dataset rows, selection figures, and method parameters of one trial.
+    def _select(self, spec: TrialSpec, ds, out_dir: Path):
+        """Select and export one trial's train split (the same path as ``detreduce reduce``).
 
         Embeddings, when the sweep has them, are passed to every method (methods that
         ignore them still get an ε), so ε is comparable across methods.
         """
-        if spec.method == FULL:
-            return train_rows, {}, {}
-        from detreduce.selection import select_images
+        from detreduce.selection import select_and_export
 
-        params = dict(self.protocol.params.get(spec.method, {}))
         image, box = self.features()
-        sel = select_images(
-            ds.subset(train_rows),
-            spec.method,
-            spec.fraction,
+        return select_and_export(
+            ds,
+            out_dir,
+            method=spec.method,
+            fraction=spec.fraction,
             seed=spec.seed,
             balance=self.protocol.balance,
+            level=self.protocol.level,
+            params=dict(self.protocol.params.get(spec.method, {})) or None,
             features=image,
             box_features=box,
-            level=self.protocol.level if spec.method in self.feature_methods else "image",
-            params=params or None,
+            backbone=self.protocol.backbone,
+            overwrite=True,
         )
-        figures = dict(sel.figures or {})
-        figures["balance"] = sel.balance
-        return train_rows[np.asarray(sel.indices)], figures, dict(sel.params or {})
 
     def _train(self, spec: TrialSpec, data_yaml: Path, fraction: float, out_dir: Path):
         from detreduce.energy import EnergyMeter

@@ -27,8 +27,11 @@ import numpy as np
 
 from detreduce import __version__
 from detreduce.config import default, output_root
+from detreduce.data.atomic import atomic_path, write_text
+from detreduce.device import parse_device
 from detreduce.energy import EnergyMeter
 from detreduce.errors import ConfigError, OutputExistsError
+from detreduce.methods import get_method
 from detreduce.sweep.grid import (
     FULL,
     Protocol,
@@ -80,31 +83,8 @@ class SweepResult:
 
 
 def uses_features(method: str) -> bool:
-    """Whether a selection method reads embeddings (full data never does)."""
-    if method == FULL:
-        return False
-    from detreduce.reduce import method_uses_features
-
-    return bool(method_uses_features(method))
-
-
-def _check_methods(methods: Sequence[str]) -> None:
-    """Fail before any training on an unknown method name (with suggestions)."""
-    from detreduce.reduce import method_uses_features
-
-    for m in methods:
-        if m != FULL:
-            method_uses_features(m)  # raises ConfigError for an unknown name
-
-
-def _embed_device(device: str) -> str:
-    """Ultralytics device strings (``cpu``, ``0``, ``0,1``) → a torch device for embedding."""
-    d = str(device).strip().lower()
-    if d in ("", "auto", "none"):
-        return "auto"
-    if d.split(",")[0].isdigit():
-        return f"cuda:{d.split(',')[0]}"
-    return d
+    """Whether a method reads embeddings (the catalog's trait; unknown names raise)."""
+    return get_method(method).uses_features
 
 
 def _resolve(value: Any, key: str) -> Any:
@@ -112,9 +92,7 @@ def _resolve(value: Any, key: str) -> Any:
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
@@ -193,7 +171,7 @@ def _embed_once(
             train,
             backbone=protocol.backbone,
             level=level,
-            device=_embed_device(protocol.device),
+            device=parse_device(protocol.device).torch,
             progress=False,
             cache=False,  # measure what embedding really costs, not a cache read
         )
@@ -202,9 +180,8 @@ def _embed_once(
         arrays["box"] = np.asarray(emb.box, dtype=np.float32)
         arrays["box_image"] = np.asarray(emb.box_image, dtype=np.int64)
         arrays["box_class"] = np.asarray(emb.box_class, dtype=np.int64)
-    tmp = feats_path.with_name(feats_path.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(feats_path)
+    with atomic_path(feats_path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     r = phase.record
     info = {
         "backbone": protocol.backbone,
@@ -294,7 +271,6 @@ def run_sweep(
         raise ConfigError(
             "fractions: give at least one fraction below 1, e.g. --fractions 0.25,0.5"
         )
-    _check_methods(methods)
     EnergyMeter(cpu_watts=cpu_watts)  # a bad power figure fails before any run
     retry_failed = bool(_resolve(retry_failed, "sweep.retry_failed"))
     runner_backend = get_backend(_resolve(backend, "sweep.backend"))

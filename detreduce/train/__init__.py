@@ -2,7 +2,7 @@
 
 from detreduce.train.budget import BUDGETS, EpochPlan, plan_epochs
 from detreduce.train.result import TrainResult
-from detreduce.train.yolo import RESULT_FILE, resolve_device, train_yolo
+from detreduce.train.yolo import RESULT_FILE, train_yolo
 
 __all__ = [
     "BUDGETS",
@@ -10,6 +10,5 @@ __all__ = [
     "RESULT_FILE",
     "TrainResult",
     "plan_epochs",
-    "resolve_device",
     "train_yolo",
 ]

@@ -59,6 +59,8 @@ class TrainResult:
     out_dir: str
     weights: str
     versions: dict[str, str] = field(default_factory=dict)
+    # the training policy (detreduce.train.policy): name, params, images scheduled/forwarded
+    policy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def train_seconds(self) -> float:

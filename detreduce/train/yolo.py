@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from detreduce.config import cache_root, default
+from detreduce.device import parse_device
 from detreduce.energy import EnergyMeter
 from detreduce.errors import ConfigError, OutputExistsError, WeightsNotFoundError
 from detreduce.train.budget import plan_epochs
 from detreduce.train.datayaml import resolve_data_yaml
 from detreduce.train.offline import offline_ultralytics, quiet_ultralytics
+from detreduce.train.policy import TrainingPolicy, as_policy
 from detreduce.train.result import TrainResult
 
 log = logging.getLogger("detreduce")
@@ -38,16 +40,6 @@ _OWNED = {
     "project", "name", "exist_ok", "plots", "val", "cache", "fraction", "resume", "trainer",
     "verbose", "time",
 }  # fmt: skip
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``"0"`` when CUDA is available, else ``"cpu"``; anything else unchanged."""
-    device = str(device).strip().lower()
-    if device != "auto":
-        return device
-    import torch
-
-    return "0" if torch.cuda.is_available() else "cpu"
 
 
 def _check_model(model: str) -> str:
@@ -135,6 +127,7 @@ def train_yolo(
     train_args: Mapping[str, Any] | None = None,
     energy: EnergyMeter | None = None,
     on_epoch_end: Callable[[int, int], None] | None = None,
+    policy: TrainingPolicy | None = None,
 ) -> TrainResult:
     """Train YOLO on ``data_yaml``'s train split, validate on its full val split.
 
@@ -144,6 +137,8 @@ def train_yolo(
     set. ``train_args`` passes other Ultralytics train arguments (``lr0``, ``mosaic``, ...).
     ``energy`` collects the ``training`` and ``validation`` records (a new meter if None).
     ``on_epoch_end(done, total)`` is called after every epoch (progress bars).
+    ``policy`` (:mod:`detreduce.train.policy`) decides what each epoch forwards; None is
+    ``full`` (every image, every epoch). Its report lands in ``result.policy``.
 
     Outputs go under ``out_dir``: ``data.yaml`` (resolved copy), ``train/`` (Ultralytics'
     run, ``weights/last.pt``), ``val/`` and ``result.json``. An ``out_dir`` holding a
@@ -154,7 +149,7 @@ def train_yolo(
     epochs = int(default("train.epochs") if epochs is None else epochs)
     imgsz = int(default("train.imgsz") if imgsz is None else imgsz)
     batch = int(default("train.batch") if batch is None else batch)
-    device = resolve_device(default("train.device") if device is None else device)
+    device = parse_device(default("train.device") if device is None else device).ultralytics
     seed = int(default("train.seed") if seed is None else seed)
     workers = int(default("train.workers") if workers is None else workers)
     budget = default("train.budget") if budget is None else budget
@@ -173,6 +168,7 @@ def train_yolo(
     if clash:
         raise ConfigError(f"train_args may not set {clash}: use train_yolo's own parameters")
     plan = plan_epochs(epochs, budget=budget, fraction=fraction, max_epoch_scale=max_epoch_scale)
+    policy = as_policy(policy)
 
     data = resolve_data_yaml(data_yaml)
     out = Path(out_dir).absolute()
@@ -201,7 +197,7 @@ def train_yolo(
     ):
         from ultralytics import YOLO
 
-        from detreduce.train.trainer import MeteredTrainer
+        from detreduce.train.trainer import make_trainer
 
         yolo = YOLO(model)
         if on_epoch_end is not None:
@@ -222,7 +218,7 @@ def train_yolo(
         )
         with meter.measure("training") as train_phase:
             yolo.train(
-                trainer=MeteredTrainer,
+                trainer=make_trainer(policy),
                 **common,
                 name="train",
                 epochs=plan.epochs,
@@ -275,6 +271,7 @@ def train_yolo(
         out_dir=str(out),
         weights=str(weights),
         versions=_versions(),
+        policy=trainer.policy_report,
     )
     result.save(out / RESULT_FILE)
     log.info(

@@ -1,10 +1,10 @@
 """Ultralytics YOLO datasets: a data YAML, image folders or lists, ``labels/*.txt``.
 
-Paths are resolved the way Ultralytics 8.x ``check_det_dataset`` does: ``path:`` (or
-the YAML's folder) is the root, each split entry is joined to it, and an entry that
-does not exist but starts with ``../`` is retried without that prefix (how Roboflow
-exports, e.g. ``train: ../train/images``, work). Labels are found by replacing the
-last ``/images/`` of an image path with ``/labels/`` and the suffix with ``.txt``.
+The YAML (``path:``, split entries, ``names``) is parsed by
+:mod:`detreduce.data.formats.datayaml`, which resolves paths the way Ultralytics 8.x
+``check_det_dataset`` does (Roboflow's ``../`` entries included). Labels are found by
+replacing the last ``/images/`` of an image path with ``/labels/`` and the suffix with
+``.txt``.
 """
 
 from __future__ import annotations
@@ -13,45 +13,18 @@ import math
 import os
 from pathlib import Path
 
-import yaml
-
 from detreduce.data.formats.builder import DatasetBuilder
+from detreduce.data.formats.datayaml import SPLIT_KEYS, read_data_yaml
 from detreduce.data.imagefile import IMAGE_SUFFIXES, is_image_file
 from detreduce.data.model import DetectionDataset
 from detreduce.data.problems import ProblemLog
 from detreduce.errors import DatasetError
-
-SPLIT_KEYS = ("train", "val", "test")
 
 
 def label_path(image_path: str) -> str:
     """The label file Ultralytics reads for an image path."""
     sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
     return sb.join(image_path.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
-
-
-def parse_names(raw, yaml_file: Path) -> list[str]:
-    """``names`` as a list or a ``{id: name}`` dict with ids 0..nc-1."""
-    if isinstance(raw, list):
-        return [str(n) for n in raw]
-    if isinstance(raw, dict):
-        try:
-            ids = sorted(int(k) for k in raw)
-        except (TypeError, ValueError):
-            raise DatasetError(
-                f"{yaml_file}: names keys must be integers, got {list(raw)[:5]}"
-            ) from None
-        if ids != list(range(len(ids))):
-            raise DatasetError(f"{yaml_file}: names ids must be 0..{len(ids) - 1}, got {ids}")
-        return [str(raw[k] if k in raw else raw[str(k)]) for k in ids]
-    raise DatasetError(f"{yaml_file}: 'names' must be a list or a dict, got {type(raw).__name__}")
-
-
-def _resolve_entry(root: Path, entry: str) -> Path:
-    x = (root / entry).resolve()
-    if not x.exists() and entry.startswith("../"):
-        x = (root / entry[3:]).resolve()
-    return x
 
 
 def _images_of(source: Path, yaml_file: Path) -> list[str]:
@@ -84,32 +57,18 @@ def read_yolo(
     yaml_file: str | Path, log: ProblemLog, tolerance: float = 0.01, check_duplicates: bool = True
 ) -> DetectionDataset:
     """Read a YOLO data YAML into a :class:`DetectionDataset`."""
-    yaml_file = Path(yaml_file).absolute()
-    try:
-        cfg = yaml.safe_load(yaml_file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise DatasetError(f"{yaml_file}: cannot read YAML ({exc})") from None
-    if not isinstance(cfg, dict) or "names" not in cfg:
-        raise DatasetError(f"{yaml_file}: not a YOLO data YAML (no 'names' key)")
-    names = parse_names(cfg["names"], yaml_file)
-    root = Path(cfg.get("path") or yaml_file.parent)
-    if not root.is_absolute():
-        root = (yaml_file.parent / root).resolve()
+    spec = read_data_yaml(yaml_file)
+    yaml_file, root, names = spec.source, spec.root, spec.names
     if not root.exists():
         raise DatasetError(
-            f"{yaml_file}: 'path: {cfg.get('path')}' does not exist (resolved {root})"
+            f"{yaml_file}: 'path: {spec.raw.get('path')}' does not exist (resolved {root})"
         )
 
     builder = DatasetBuilder(names, log, "yolo", str(yaml_file))
     label_dirs: set[str] = set()
     seen_images: set[str] = set()
     for split in SPLIT_KEYS:
-        raw = cfg.get(split)
-        if not raw:
-            continue
-        entries = raw if isinstance(raw, list) else [raw]
-        for entry in entries:
-            source = _resolve_entry(root, str(entry))
+        for source in spec.splits.get(split, []):
             builder.declare_split(split, str(source))
             images = _images_of(source, yaml_file)
             if source.is_dir():

@@ -1,0 +1,207 @@
+"""The method catalog: every selection method registered once, with its kind and traits.
+
+Three kinds of method reduce what a detector trains on (see docs/architecture.md):
+
+- ``embedding``: a reducer on an embedding matrix (``detreduce.reducers``: k-center,
+  clc, prd, ...). Balance quotas are applied around it by :mod:`detreduce.balance`.
+- ``dataset``: a baseline that needs file names or annotations, not embeddings
+  (``ultralytics_fraction``, what Ultralytics' ``fraction=`` keeps).
+- ``training``: a policy that changes what the trainer sees each epoch
+  (:mod:`detreduce.train.policy`; ``full`` trains on every image every epoch).
+
+The reduce command, the sweep grid, ``detreduce methods``, the reports and the docs all
+read this one table, so a method's name, aliases, traits, parameters and label are
+written once. Registrants import this module (it imports none of them until a lookup
+needs the full table: :func:`_load`), so imports still flow downward.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detreduce.errors import ConfigError
+
+KINDS = ("embedding", "dataset", "training")
+#: Modules whose import registers methods (the catalog loads them on first lookup).
+REGISTRANTS = ("detreduce.reducers", "detreduce.methods.dataset", "detreduce.train.policy")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One registered method.
+
+    Attributes:
+        name: canonical name (what ``--method`` / ``--methods`` take).
+        kind: ``embedding``, ``dataset`` or ``training``.
+        summary: one line for ``detreduce methods``.
+        factory: builds the method object from its keyword parameters.
+        aliases: other accepted spellings.
+        uses_features: reads embeddings (the reduce command embeds only for these).
+        joint: under balance, runs once on all rows with the strata as ``groups``
+            (it needs the labels, e.g. DES class prototypes), else once per stratum.
+        balanced: honours ``--balance``; a method that is ``False`` here always selects
+            with balance ``none`` and records it (the uniform ``random`` baseline).
+        baseline: what a baseline is, for tables and plots (empty: not a baseline).
+        reference: the paper (or code) the method comes from.
+    """
+
+    name: str
+    kind: str
+    summary: str
+    factory: Callable[..., Any] = field(repr=False, compare=False)
+    aliases: tuple[str, ...] = ()
+    uses_features: bool = True
+    joint: bool = False
+    balanced: bool = True
+    baseline: str = ""
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(
+                f"method {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
+            )
+
+    @property
+    def label(self) -> str:
+        """Name for reports: a baseline says what it is (``random (uniform random)``)."""
+        return f"{self.name} ({self.baseline})" if self.baseline else self.name
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Keyword parameters and their defaults (read from the factory's signature)."""
+        sig = inspect.signature(self.factory)
+        return {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.name != "self" and p.default is not inspect.Parameter.empty
+        }
+
+    def create(self, *, validate: bool = True, **params: Any) -> Any:
+        """The method object; an unknown parameter (or, with ``validate``, a bad value)
+        raises ``ConfigError``.
+
+        ``validate`` runs the object's ``_check`` now, before any data is read (the
+        selection path does); without it values are checked when the method runs, as
+        scikit-learn checks at ``fit``.
+        """
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            close = {u: difflib.get_close_matches(u, list(self.params), n=1) for u in unknown}
+            hints = ", ".join(f"{u} (did you mean {c[0]}?)" if c else u for u, c in close.items())
+            known = ", ".join(self.params) or "none"
+            raise ConfigError(
+                f"method {self.name!r}: unknown parameter {hints}; its parameters: {known}"
+            )
+        try:
+            obj = self.factory(**params)
+        except TypeError as exc:
+            raise ConfigError(f"method {self.name!r}: {exc}") from None
+        check = getattr(obj, "_check", None)
+        if validate and callable(check):
+            check()
+        return obj
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly description (``detreduce methods --json``)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "summary": self.summary,
+            "aliases": list(self.aliases),
+            "uses_features": self.uses_features,
+            "joint": self.joint,
+            "balanced": self.balanced,
+            "baseline": self.baseline,
+            "reference": self.reference,
+            "label": self.label,
+            "params": {k: _plain(v) for k, v in self.params.items()},
+        }
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
+_SPECS: dict[str, MethodSpec] = {}
+_ALIASES: dict[str, str] = {}
+_loaded = False
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add ``spec`` to the catalog; a name or alias used twice is a bug and raises."""
+    for key in (spec.name, *spec.aliases):
+        owner = _SPECS.get(key) or _SPECS.get(_ALIASES.get(key, ""))
+        if owner is not None and owner.name != spec.name:
+            raise ValueError(f"method name {key!r} is taken by {owner.name!r}")
+    _SPECS[spec.name] = spec
+    for alias in spec.aliases:
+        _ALIASES[alias] = spec.name
+    return spec
+
+
+def _load() -> None:
+    """Import every registrant once, so the table is complete before a lookup."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in REGISTRANTS:
+            importlib.import_module(module)
+
+
+def _key(name: str) -> str:
+    return str(name).strip().lower().replace("-", "_")
+
+
+def canonical_name(name: str) -> str:
+    """The canonical name of ``name`` (an alias, any case, ``-`` or ``_``).
+
+    An unknown name raises ``ConfigError`` with the closest known names.
+    """
+    _load()
+    key = _key(name)
+    key = _ALIASES.get(key, key)
+    if key in _SPECS:
+        return key
+    known = sorted(_SPECS) + sorted(_ALIASES)
+    close = difflib.get_close_matches(key, known, n=3)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ConfigError(f"unknown method {name!r}.{hint} Run `detreduce methods` for the list.")
+
+
+def get_method(name: str) -> MethodSpec:
+    """The spec of a method by name or alias (unknown names fail with suggestions)."""
+    return _SPECS[canonical_name(name)]
+
+
+def list_methods(pattern: str | None = None, kind: str | None = None) -> list[MethodSpec]:
+    """Registered methods, by kind (embedding, dataset, training) then name.
+
+    ``pattern`` filters names and aliases with shell wildcards (``"k*"``); ``kind``
+    keeps one kind.
+    """
+    _load()
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    out = []
+    for spec in _SPECS.values():
+        names = (spec.name, *spec.aliases)
+        if pattern and not any(fnmatch.fnmatch(n, pattern.lower()) for n in names):
+            continue
+        if kind is None or spec.kind == kind:
+            out.append(spec)
+    return sorted(out, key=lambda s: (KINDS.index(s.kind), s.name))
+
+
+def method_label(name: str) -> str:
+    """Report label of a method name; names not in the catalog (old stores) stay as they are."""
+    try:
+        return get_method(name).label
+    except ConfigError:
+        return str(name)

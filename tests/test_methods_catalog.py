@@ -1,0 +1,118 @@
+"""The method catalog: one entry per method, kinds and traits read by every door."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detreduce.cli import main
+from detreduce.data.load import load_dataset
+from detreduce.data.model import DetectionDataset
+from detreduce.errors import ConfigError
+from detreduce.methods import KINDS, canonical_name, get_method, list_methods
+from detreduce.reducers import list_reducers
+from detreduce.selection import select_images
+from detreduce.sweep.grid import FULL, RANDOM, build_grid
+
+
+def make_dataset(n: int) -> DetectionDataset:
+    """n train images; class a everywhere, b in every 4th image, c in image 7."""
+    box_image, box_class = [], []
+    for i in range(n):
+        for c in [0, 0] + ([1] if i % 4 == 0 else []) + ([2] if i == 7 else []):
+            box_image.append(i)
+            box_class.append(c)
+    return DetectionDataset(
+        names=["a", "b", "c"],
+        image_paths=[f"/data/images/im{i:03d}.jpg" for i in range(n)],
+        image_sizes=[[64, 48]] * n,
+        image_splits=["train"] * n,
+        box_image=box_image,
+        box_class=box_class,
+        box_xyxy=np.tile([[1, 1, 20, 20]], (len(box_image), 1)).astype(np.float32),
+    )
+
+
+def test_every_method_is_registered_once_with_kind_summary_and_reference():
+    specs = list_methods()
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names))
+    assert {s.kind for s in specs} == set(KINDS)  # all three kinds are populated
+    for spec in specs:
+        assert spec.summary and spec.reference, spec.name
+    kinds = {s.name: s.kind for s in specs}
+    assert kinds["ultralytics_fraction"] == "dataset"
+    assert kinds[FULL] == "training"
+    assert kinds["kcenter"] == kinds[RANDOM] == kinds["srs"] == "embedding"
+    assert {s.name for s in list_reducers()} == {n for n, k in kinds.items() if k == "embedding"}
+    assert {s.name for s in list_methods() if s.joint} == {"des", "fes", "psa"}
+
+
+def test_names_resolve_through_aliases_and_unknown_names_suggest():
+    assert canonical_name("Ultralytics-Fraction") == "ultralytics_fraction"
+    assert canonical_name("k_center") == "kcenter"
+    assert canonical_name("uniform") == RANDOM
+    with pytest.raises(ConfigError, match="Did you mean: kcenter"):
+        canonical_name("kcentre")
+
+
+def test_create_rejects_unknown_and_bad_parameters_before_any_data():
+    with pytest.raises(ConfigError, match="did you mean metric"):
+        get_method("kcenter").create(metrik="cosine")
+    with pytest.raises(ConfigError, match="metric"):
+        get_method("kcenter").create(metric="manhattan")
+
+
+def test_methods_json_lists_the_catalog_with_kinds_and_defaults(capsys):
+    assert main(["methods", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {s.name for s in list_methods()}
+    assert rows["kcenter"]["kind"] == "embedding" and rows["kcenter"]["params"]["metric"]
+    assert rows["random"]["balanced"] is False and rows["random"]["baseline"]
+    assert rows[FULL]["kind"] == "training"
+    assert main(["methods", "--kind", "dataset", "--json"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["ultralytics_fraction"]
+
+
+def test_random_is_uniform_whatever_balance_says_and_srs_is_stratified():
+    ds = make_dataset(n=40)
+    sel = select_images(ds, "random", 10, seed=4, balance="classes+boxes")
+    assert sel.balance == "none" and not sel.strata.get("reserved_for_classes")
+    expected = np.random.default_rng(4).permutation(40)[:10]
+    np.testing.assert_array_equal(sel.indices, expected)
+    srs = select_images(ds, "srs", 10, seed=4, balance="classes+boxes")
+    assert srs.balance == "classes+boxes" and srs.strata["reserved_for_classes"]
+
+
+def test_random_and_srs_differ_on_aquarium(aquarium):
+    """The bug this fixes: both wrote byte-identical train lists (seed 3, 25 %)."""
+    train = load_dataset(aquarium).split("train")
+    rand = select_images(train, "random", 0.25, seed=3, with_figures=False)
+    srs = select_images(train, "srs", 0.25, seed=3, with_figures=False)
+    assert rand.budget == srs.budget
+    assert set(rand.indices.tolist()) != set(srs.indices.tolist())
+    assert rand.balance == "none" and srs.balance != "none"
+
+
+def test_grid_always_has_full_and_random_and_runs_training_policies_at_full_data():
+    specs = build_grid(["kcenter", "full"], [0.25, 0.5], [0, 1], "p")
+    per_seed = [(s.method, s.fraction) for s in specs if s.seed == 0]
+    assert per_seed == [
+        (FULL, 1.0),
+        (RANDOM, 0.25),
+        (RANDOM, 0.5),
+        ("kcenter", 0.25),
+        ("kcenter", 0.5),
+    ]
+    with pytest.raises(ConfigError, match="Did you mean"):
+        build_grid(["kcentr"], [0.5], [0], "p")
+
+
+def test_a_training_policy_keeps_the_whole_split():
+    ds = make_dataset(n=12)
+    sel = select_images(ds, FULL, 1.0)
+    np.testing.assert_array_equal(sel.indices, np.arange(12))
+    with pytest.raises(ConfigError, match="training policy"):
+        select_images(ds, FULL, 0.5)
