@@ -33,8 +33,8 @@ from detreduce.balance import BALANCE_MODES
 from detreduce.config import default
 from detreduce.data.load import load_dataset
 from detreduce.features import embed_dataset
+from detreduce.methods import get_method, list_methods
 from detreduce.metrics import selection_figures
-from detreduce.reducers import list_reducers
 from detreduce.selection import select_images
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -66,7 +66,8 @@ def load_embedded(name: str, backbone: str, device: str):
 
 
 def run(args) -> list[dict]:
-    methods = args.methods or [s.name for s in list_reducers()] + ["ultralytics_fraction"]
+    # Every selection method of the catalog (training policies keep every image: no ε).
+    methods = args.methods or [s.name for s in list_methods() if s.kind != "training"]
     rows = []
     for name in args.datasets:
         t0 = time.perf_counter()
@@ -79,8 +80,11 @@ def run(args) -> list[dict]:
         )
         for level in args.levels:
             for method in methods:
-                modes = ["none"] if method == "ultralytics_fraction" else args.modes
-                seeds = [0] if method == "ultralytics_fraction" else args.seeds
+                spec = get_method(method)
+                # Methods that never balance (uniform random, ultralytics_fraction) run once,
+                # under "none"; a deterministic one (ultralytics_fraction) needs one seed.
+                modes = args.modes if spec.balanced else ["none"]
+                seeds = [0] if spec.kind == "dataset" else args.seeds
                 for mode in modes:
                     for seed in seeds:
                         row = {"dataset": name, "level": level, "method": method, "balance": mode}

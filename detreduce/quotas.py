@@ -115,13 +115,11 @@ def allocate(
         ranked = open_[np.lexsort((index[open_], -sizes[open_], -gap[open_]))]
         quota[ranked[:missing]] += 1  # at most one row each (module docstring)
     elif missing < 0:
-        quota -= _take_back(quota - lower, quota * total - share, sizes, -missing, total)
+        quota -= _take_back(quota - lower, quota * total - share, sizes, -missing)
     return quota
 
 
-def _take_back(
-    room: np.ndarray, over: np.ndarray, sizes: np.ndarray, excess: int, total: int
-) -> np.ndarray:
+def _take_back(room: np.ndarray, over: np.ndarray, sizes: np.ndarray, excess: int) -> np.ndarray:
     """Rows to take back per stratum: the ``excess`` largest of ``over[i] - j * total``
     (``j < room[i]``) over all strata, ties to the smaller stratum then the higher index.
 

@@ -105,18 +105,20 @@ def train(
     table.add_row("budget", f"{result.budget}, fraction {result.fraction:g}{capped}")
     table.add_row(
         "epochs / steps / images seen",
-        f"{result.epochs_run} / {result.optimizer_steps} / {result.images_seen}",
+        f"{result.epochs} / {result.steps} / {result.images_seen}",
     )
     table.add_row("mAP50-95", f"{result.map50_95:.4f}")
     table.add_row("mAP50", f"{result.map50:.4f}")
     table.add_row("precision / recall", f"{result.precision:.3f} / {result.recall:.3f}")
-    table.add_row("seconds (train + val)", f"{result.train_seconds:.1f} + {result.val_seconds:.1f}")
+    table.add_row(
+        "seconds (train + val)", f"{result.seconds_training:.1f} + {result.seconds_validation:.1f}"
+    )
     table.add_row(
         "kWh (cpu / gpu / ram)",
         f"{_fmt(row['kwh_total'], '.3g')} ({_fmt(row['kwh_cpu'], '.2g')} / "
         f"{_fmt(row['kwh_gpu'], '.2g')} / {_fmt(row['kwh_ram'], '.2g')})",
     )
-    table.add_row("kg CO2", f"{_fmt(row['kg_co2'], '.3g')} ({row['country_iso_code']})")
+    table.add_row("kg CO2", f"{_fmt(row['co2_kg'], '.3g')} ({row['country']})")
     table.add_row("power mode (cpu / gpu)", f"{row['cpu_power_mode']} / {row['gpu_power_mode']}")
     console.print(table)
     per_class = Table(title="per-class AP on val (n/a: no val boxes)")
@@ -125,8 +127,8 @@ def train(
     for name in result.class_names:
         per_class.add_row(
             name,
-            _fmt(result.ap50_per_class.get(name), ".4f"),
-            _fmt(result.ap50_95_per_class.get(name), ".4f"),
+            _fmt(result.per_class_ap50.get(name), ".4f"),
+            _fmt(result.per_class_ap.get(name), ".4f"),
         )
     console.print(per_class)
     console.print(f"wrote {Path(result.out_dir) / RESULT_FILE}", soft_wrap=True)

@@ -2,10 +2,10 @@
 
 A trial is a pure function of its :class:`TrialSpec` and a picklable
 :class:`TrialRunner` (paths and the protocol, no open handles), and it returns one
-results row (a dict) instead of writing anywhere. That is what lets another backend
-(e.g. Ray: ``ray.remote(runner).remote(spec)`` per trial, ``ray.wait`` for results)
-replace :class:`LocalBackend` while the driver keeps appending the returned rows to
-the same :class:`~detreduce.sweep.store.ResultsStore`.
+typed results row, a :class:`~detreduce.sweep.record.RunRecord`, instead of writing
+anywhere. That is what lets another backend (e.g. Ray: ``ray.remote(runner).remote(spec)``
+per trial, ``ray.wait`` for results) replace :class:`LocalBackend` while the driver keeps
+appending the returned records to the same :class:`~detreduce.sweep.store.ResultsStore`.
 """
 
 from __future__ import annotations
@@ -14,17 +14,21 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from detreduce.errors import ConfigError
 from detreduce.sweep.grid import FULL, TrialSpec
 from detreduce.sweep.grid import Protocol as TrainProtocol
+from detreduce.sweep.record import RunRecord, SelectionSummary
+
+if TYPE_CHECKING:
+    from detreduce.train import TrainResult
 
 log = logging.getLogger("detreduce")
 
@@ -47,57 +51,6 @@ def _div(value: float | None, n: int) -> float | None:
     return None if value is None else float(value) / n
 
 
-def _train_fields(d: dict[str, Any]) -> dict[str, Any]:
-    """The store's names for the fields of :meth:`detreduce.train.TrainResult.to_dict`."""
-    cpu, gpu = d.get("cpu_power_mode") or "", d.get("gpu_power_mode") or ""
-    return {
-        "map50": d.get("map50"),
-        "map50_95": d.get("map50_95"),
-        "precision": d.get("precision"),
-        "recall": d.get("recall"),
-        "kwh_training": d.get("train_kwh"),
-        "kwh_validation": d.get("val_kwh"),
-        "kwh_cpu": d.get("kwh_cpu"),
-        "kwh_gpu": d.get("kwh_gpu"),
-        "kwh_ram": d.get("kwh_ram"),
-        "co2_kg": d.get("kg_co2"),
-        "energy_mode": cpu if gpu in ("", "none") else f"{cpu}+{gpu}",
-        "seconds_training": d.get("train_seconds"),
-        "seconds_validation": d.get("val_seconds"),
-        "budget": d.get("budget"),
-        "epochs": d.get("epochs_run", d.get("epochs")),
-        "steps": d.get("optimizer_steps"),
-        "images_seen": d.get("images_seen"),
-        "per_class_ap": d.get("ap50_95_per_class"),
-        "budget_capped": d.get("budget_capped"),
-        "country": d.get("country_iso_code"),
-        "device": d.get("device"),
-    }
-
-
-def _compact(figures: dict[str, Any]) -> dict[str, Any]:
-    """The selection figures worth a results column (histograms stay in selection.json)."""
-    out: dict[str, Any] = {"balance": figures.get("balance")}
-    for key in ("box_share", "box_count_hist", "box_size_hist"):
-        if isinstance(figures.get(key), dict):
-            out[f"{key}_tv"] = figures[key].get("tv")
-    if figures.get("missing_classes"):
-        out["missing_classes"] = figures["missing_classes"]
-    for key in ("epsilon", "epsilon_box"):
-        if isinstance(figures.get(key), dict):
-            out[f"{key}_per_class"] = figures[key].get("per_class")
-    return out
-
-
-def _epsilon(figures: dict[str, Any], level: str) -> float | None:
-    """Overall ε of a selection's figures (box level when the sweep selects on crops)."""
-    block = figures.get("epsilon_box" if level == "box" else "epsilon") or figures.get("epsilon")
-    if not block:
-        return None
-    value = block.get("overall")
-    return float(value) if value is not None else None  # "inf" parses to inf
-
-
 def one_line(exc: BaseException) -> str:
     """``Type: message`` on one line (the first line of the message), for the store."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -106,7 +59,7 @@ def one_line(exc: BaseException) -> str:
 
 @dataclass
 class TrialRunner:
-    """Everything a trial needs, as plain data; call it with a spec to get a results row.
+    """Everything a trial needs, as plain data; call it with a spec to get its :class:`RunRecord`.
 
     Attributes:
         data: the dataset path (as the user gave it).
@@ -164,44 +117,42 @@ class TrialRunner:
         return self._cache["features"]
 
     # ------------------------------------------------------------------ trial
-    def __call__(self, spec: TrialSpec) -> dict[str, Any]:
-        """Run one trial; never raises for a failed trial (the row says ``status=failed``)."""
-        row = self._base_row(spec)
+    def __call__(self, spec: TrialSpec) -> RunRecord:
+        """Run one trial; never raises for a failed trial (the record says ``status=failed``)."""
+        record = self._base_row(spec)
         t0 = time.perf_counter()
         try:
-            row.update(self._run(spec))
-            row["status"] = "ok"
+            record = replace(self._run(spec, record), status="ok")
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
             log.error("run %s failed: %s", spec.run_id, one_line(exc))
             log.debug("run %s traceback", spec.run_id, exc_info=True)
-            row.update(status="failed", error=one_line(exc))
-        row["finished_at"] = _now()
-        if row.get("seconds") is None:
-            row["seconds"] = time.perf_counter() - t0
-        return row
+            record = replace(record, status="failed", error=one_line(exc))
+        seconds = record.seconds if record.seconds is not None else time.perf_counter() - t0
+        return replace(record, finished_at=_now(), seconds=seconds)
 
-    def _base_row(self, spec: TrialSpec) -> dict[str, Any]:
+    def _base_row(self, spec: TrialSpec) -> RunRecord:
+        """What is known before the trial runs (all a failed trial's record holds)."""
         p = self.protocol
-        return {
-            "run_id": spec.run_id,
-            "method": spec.method,
-            "fraction": spec.fraction,
-            "seed": spec.seed,
-            "status": "running",
-            "model": p.model,
-            "imgsz": p.imgsz,
-            "batch": p.batch,
-            "device": p.device,
-            "budget": p.budget,
-            "backbone": p.backbone if spec.method in self.feature_methods else "",
-            "balance": "",
-            "protocol": spec.protocol_key,
-            "started_at": _now(),
-        }
+        return RunRecord(
+            run_id=spec.run_id,
+            method=spec.method,
+            fraction=spec.fraction,
+            seed=spec.seed,
+            status="running",
+            model=p.model,
+            imgsz=p.imgsz,
+            batch=p.batch,
+            device=p.device,
+            budget=p.budget,
+            backbone=p.backbone if spec.method in self.feature_methods else "",
+            protocol=spec.protocol_key,
+            started_at=_now(),
+        )
 
-    def _run(self, spec: TrialSpec) -> dict[str, Any]:
+    def _run(self, spec: TrialSpec, record: RunRecord) -> RunRecord:
+        """Select → export → train → validate; ``record`` completed with what each phase gave."""
         from detreduce.energy import EnergyMeter
 
         run_dir = Path(self.out) / TRIALS_DIR / spec.run_id
@@ -215,62 +166,59 @@ class TrialRunner:
 
         with EnergyMeter(cpu_watts=self.cpu_watts).measure("selection") as sel_phase:
             exported = self._select(spec, ds, run_dir / "data")
-        kept, data_yaml = exported.kept, exported.data_yaml
-        figures = dict(exported.selection.figures or {})
-        figures["balance"] = exported.selection.balance
+        kept, data_yaml, selection = exported.kept, exported.data_yaml, exported.selection
+        summary = (
+            SelectionSummary.full_data(selection.balance)
+            if spec.method == FULL
+            else SelectionSummary.from_figures(
+                selection.figures, level=self.protocol.level, balance=selection.balance
+            )
+        )
         sel = sel_phase.record
         achieved = len(kept) / len(train_rows)
-        train = _train_fields(self._train(spec, data_yaml, achieved, run_dir / "train"))
+        train = self._train(spec, data_yaml, achieved, run_dir / "train")
         emb = self._embedding_share(spec)
-        eps = _epsilon(figures, self.protocol.level)
-        return {
-            **{k: train.get(k) for k in ("map50", "map50_95", "precision", "recall")},
-            "balance": figures.get("balance", ""),
-            "device": train.get("device") or self.protocol.device,
-            "kwh_embedding": emb["kwh_embedding"],
-            "kwh_embedding_whole": emb["kwh_embedding_whole"],
-            "seconds_embedding": emb["seconds_embedding"],
-            "kwh_selection": sel.kwh,
-            "kwh_training": train.get("kwh_training"),
-            "kwh_validation": train.get("kwh_validation"),
-            "kwh_total": _sum(
-                emb["kwh_embedding"],
-                sel.kwh,
-                train.get("kwh_training"),
-                train.get("kwh_validation"),
-            ),
-            "kwh_cpu": _sum(emb["kwh_embedding_cpu"], sel.cpu_kwh, train.get("kwh_cpu")),
-            "kwh_gpu": _sum(emb["kwh_embedding_gpu"], sel.gpu_kwh, train.get("kwh_gpu")),
-            "kwh_ram": _sum(emb["kwh_embedding_ram"], sel.ram_kwh, train.get("kwh_ram")),
-            "co2_kg": _sum(sel.kg_co2, train.get("co2_kg")),
-            "energy_mode": train.get("energy_mode") or sel.cpu_mode,
-            "seconds": _sum(
-                emb["seconds_embedding"],
-                sel.seconds,
-                train.get("seconds_training"),
-                train.get("seconds_validation"),
-            ),
-            "seconds_selection": sel.seconds,
-            "seconds_training": train.get("seconds_training"),
-            "seconds_validation": train.get("seconds_validation"),
-            "budget": train.get("budget") or self.protocol.budget,
-            "epochs": train.get("epochs"),
-            "steps": train.get("steps"),
-            "images_seen": train.get("images_seen"),
-            "n_train": len(train_rows),
-            "n_kept": len(kept),
-            "eps": 0.0 if spec.method == FULL else eps,
-            "class_share_tv": 0.0
-            if spec.method == FULL
-            else (figures.get("box_share") or {}).get("tv"),
-            "per_class_ap": train.get("per_class_ap"),
-            "figures": {
-                **_compact(figures),
-                "budget_capped": train.get("budget_capped"),
-                "country": train.get("country"),
+        total = train.energy  # training + validation
+        return replace(
+            record,
+            map50=train.map50,
+            map50_95=train.map50_95,
+            precision=train.precision,
+            recall=train.recall,
+            kwh_total=_sum(emb["kwh_embedding"], sel.kwh, total.kwh),
+            kwh_embedding=emb["kwh_embedding"],
+            kwh_embedding_whole=emb["kwh_embedding_whole"],
+            kwh_selection=sel.kwh,
+            kwh_training=train.train_energy.kwh,
+            kwh_validation=train.val_energy.kwh,
+            kwh_cpu=_sum(emb["kwh_embedding_cpu"], sel.cpu_kwh, total.cpu_kwh),
+            kwh_gpu=_sum(emb["kwh_embedding_gpu"], sel.gpu_kwh, total.gpu_kwh),
+            kwh_ram=_sum(emb["kwh_embedding_ram"], sel.ram_kwh, total.ram_kwh),
+            co2_kg=_sum(sel.kg_co2, total.kg_co2),
+            energy_mode=train.energy_mode or sel.cpu_mode,
+            seconds=_sum(emb["seconds_embedding"], sel.seconds, total.seconds),
+            seconds_embedding=emb["seconds_embedding"],
+            seconds_selection=sel.seconds,
+            seconds_training=train.seconds_training,
+            seconds_validation=train.seconds_validation,
+            budget=train.budget or self.protocol.budget,
+            epochs=train.epochs,
+            steps=train.steps,
+            images_seen=train.images_seen,
+            n_train=len(train_rows),
+            n_kept=len(kept),
+            eps=summary.eps,
+            class_share_tv=summary.class_share_tv,
+            device=train.device or self.protocol.device,
+            balance=summary.balance,
+            per_class_ap=dict(train.per_class_ap),
+            figures={
+                **summary.to_figures(),
+                "budget_capped": train.budget_capped,
+                "country": total.country_iso_code,
             },
-            "run_dir": str(run_dir),
-        }
+            run_dir=str(run_dir),
+        )
 
     def _embedding_share(self, spec: TrialSpec) -> dict[str, Any]:
         """This run's share of the sweep's one embedding: whole / runs that use features.
@@ -319,7 +267,9 @@ class TrialRunner:
             overwrite=True,
         )
 
-    def _train(self, spec: TrialSpec, data_yaml: Path, fraction: float, out_dir: Path):
+    def _train(
+        self, spec: TrialSpec, data_yaml: Path, fraction: float, out_dir: Path
+    ) -> TrainResult:
         from detreduce.energy import EnergyMeter
         from detreduce.train import train_yolo
 
@@ -340,21 +290,21 @@ class TrialRunner:
             energy=EnergyMeter(cpu_watts=self.cpu_watts),
             on_epoch_end=None if self.on_epoch is None else partial(self.on_epoch, spec),
         )
-        return result.to_dict()
+        return result
 
 
 # ---------------------------------------------------------------------- backends
 class Backend(Protocol):
-    """Runs trials and yields their rows as they finish (in any order)."""
+    """Runs trials and yields their records as they finish (in any order)."""
 
     name: str
 
     def run(
         self,
         trials: Sequence[TrialSpec],
-        runner: Callable[[TrialSpec], dict[str, Any]],
+        runner: Callable[[TrialSpec], RunRecord],
         on_start: Callable[[TrialSpec], None] | None = None,
-    ) -> Iterator[dict[str, Any]]: ...
+    ) -> Iterator[RunRecord]: ...
 
 
 class LocalBackend:
@@ -365,9 +315,9 @@ class LocalBackend:
     def run(
         self,
         trials: Sequence[TrialSpec],
-        runner: Callable[[TrialSpec], dict[str, Any]],
+        runner: Callable[[TrialSpec], RunRecord],
         on_start: Callable[[TrialSpec], None] | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[RunRecord]:
         for spec in trials:
             if on_start is not None:
                 on_start(spec)
@@ -383,6 +333,6 @@ def get_backend(name: str) -> Backend:
     if key not in BACKENDS:
         raise ConfigError(
             f"backend must be one of {', '.join(sorted(BACKENDS))}, got {name!r} "
-            "(a Ray backend is planned: it will yield rows from ray.wait the same way)"
+            "(a Ray backend is planned: it will yield records from ray.wait the same way)"
         )
     return BACKENDS[key]()

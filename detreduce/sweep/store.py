@@ -24,94 +24,15 @@ from typing import Any
 
 import pandas as pd
 
+from detreduce.sweep.record import COLUMNS, NUMERIC, RunRecord
+
 log = logging.getLogger("detreduce")
 
 RESULTS_NAME = "results.csv"
 
-#: Columns of a results row, in file order. Values that do not fit (per-class AP,
-#: selection figures) are JSON strings so the file stays a plain table.
-COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "method",
-    "fraction",
-    "seed",
-    "status",
-    "error",
-    "map50",
-    "map50_95",
-    "precision",
-    "recall",
-    "kwh_total",
-    "kwh_embedding",
-    "kwh_embedding_whole",
-    "kwh_selection",
-    "kwh_training",
-    "kwh_validation",
-    "kwh_cpu",
-    "kwh_gpu",
-    "kwh_ram",
-    "co2_kg",
-    "energy_mode",
-    "seconds",
-    "seconds_embedding",
-    "seconds_selection",
-    "seconds_training",
-    "seconds_validation",
-    "budget",
-    "epochs",
-    "steps",
-    "images_seen",
-    "n_train",
-    "n_kept",
-    "eps",
-    "class_share_tv",
-    "model",
-    "imgsz",
-    "batch",
-    "device",
-    "backbone",
-    "balance",
-    "protocol",
-    "started_at",
-    "finished_at",
-    "per_class_ap",
-    "figures",
-    "run_dir",
-)
-
-#: Columns read back as numbers.
-NUMERIC = (
-    "fraction",
-    "seed",
-    "map50",
-    "map50_95",
-    "precision",
-    "recall",
-    "kwh_total",
-    "kwh_embedding",
-    "kwh_embedding_whole",
-    "kwh_selection",
-    "kwh_training",
-    "kwh_validation",
-    "kwh_cpu",
-    "kwh_gpu",
-    "kwh_ram",
-    "co2_kg",
-    "seconds",
-    "seconds_embedding",
-    "seconds_selection",
-    "seconds_training",
-    "seconds_validation",
-    "epochs",
-    "steps",
-    "images_seen",
-    "n_train",
-    "n_kept",
-    "eps",
-    "class_share_tv",
-    "imgsz",
-    "batch",
-)
+# The columns derive from the results schema, :class:`~detreduce.sweep.record.RunRecord`:
+# COLUMNS in file order, NUMERIC those read back as numbers. Values that do not fit a
+# cell (per-class AP, selection figures) are JSON strings so the file stays a plain table.
 
 
 def _cell(value: Any) -> str:
@@ -140,12 +61,15 @@ class ResultsStore:
         self.path = Path(path)
 
     # ------------------------------------------------------------------ writing
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: RunRecord | dict[str, Any]) -> None:
         """Append one run row durably (whole line, flush, fsync, under an exclusive lock).
 
-        Keys outside the file's header are kept in the ``figures`` JSON column when the
-        header has one, so a newer detreduce can still append to an older file.
+        ``row`` is a :class:`RunRecord` or its :meth:`~RunRecord.to_row` dict. Keys outside
+        the file's header are kept in the ``figures`` JSON column when the header has one,
+        so a newer detreduce can still append to an older file.
         """
+        if isinstance(row, RunRecord):
+            row = row.to_row()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -215,6 +139,10 @@ class ResultsStore:
                 continue
             out.append(dict(zip(header, fields, strict=True)))
         return out
+
+    def records(self) -> list[RunRecord]:
+        """Every complete row as a :class:`RunRecord`, in file order (typed, JSON parsed)."""
+        return [RunRecord.from_row(row) for row in self.rows()]
 
     def frame(self, latest: bool = True) -> pd.DataFrame:
         """The rows as a DataFrame with numeric columns parsed.

@@ -60,7 +60,8 @@ class SweepEvent:
     """A progress event: ``embed`` (before embedding), ``skip``, ``start``, ``epoch`` or ``done``.
 
     ``index`` is the run's number (1-based) out of ``total``; ``row`` is the results row
-    for ``done`` and ``{"epoch": done, "epochs": total}`` for ``epoch``.
+    (:meth:`~detreduce.sweep.record.RunRecord.to_row`) for ``done`` and
+    ``{"epoch": done, "epochs": total}`` for ``epoch``.
     """
 
     kind: str
@@ -366,13 +367,14 @@ def run_sweep(
         if on_event:
             on_event(SweepEvent("start", index + 1, total, spec))
 
-    for row in runner_backend.run(todo, runner, on_start=started):
+    for record in runner_backend.run(todo, runner, on_start=started):
+        row = record.to_row()
         store.append(row)
         index += 1
         ran += 1
-        failed += row.get("status") != "ok"
+        failed += record.status != "ok"
         if on_event:
-            on_event(SweepEvent("done", index, total, by_id.get(row.get("run_id")), row))
+            on_event(SweepEvent("done", index, total, by_id.get(record.run_id), row))
     return SweepResult(
         out=out,
         results=store.path,

@@ -201,8 +201,13 @@ def _param_names(cls: type) -> list[str]:
 
 
 def _plain(value: Any) -> Any:
+    """A JSON-able copy of a parameter value (reports land in result.json and results.csv)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value.item() if hasattr(value, "item") else str(value)
 
 

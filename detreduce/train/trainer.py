@@ -370,6 +370,8 @@ class MeteredTrainer(DetectionTrainer):
             "forwarded_per_epoch": [int(c) for c in self.forwarded_per_epoch],
             "forwarded_total": int(counts.sum()),
             "distinct_forwarded": int(np.count_nonzero(counts)),
+            "per_image_min": int(counts.min()) if len(counts) else 0,
+            "per_image_max": int(counts.max()) if len(counts) else 0,
         }
 
     def validate(self) -> tuple[dict, None]:
