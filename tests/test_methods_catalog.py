@@ -116,3 +116,9 @@ def test_a_training_policy_keeps_the_whole_split():
     np.testing.assert_array_equal(sel.indices, np.arange(12))
     with pytest.raises(ConfigError, match="training policy"):
         select_images(ds, FULL, 0.5)
+
+
+def test_every_method_builds_and_validates_with_its_defaults():
+    for spec in list_methods():
+        obj = spec.create()  # runs the method's own parameter checks
+        assert obj is not None, spec.name

@@ -172,7 +172,8 @@ class FESReducer(Reducer):
                 out[key] = f"<array of shape {np.shape(out[key])}>"
         return out
 
-    def _check(self, n: int) -> None:
+    def _check(self, n: int | None = None) -> None:
+        """Parameter values; with ``n``, also the per-row arrays' lengths."""
         check_int(self.name, "epochs", self.epochs, low=1)
         check_float(self.name, "lr", self.lr, low=0, low_open=True)
         check_int(self.name, "batch_size", self.batch_size, low=1)
@@ -182,7 +183,7 @@ class FESReducer(Reducer):
             raise ConfigError("method 'fes': give forget_counts or losses, not both")
         for key, ndims in (("forget_counts", (1,)), ("losses", (1, 2))):
             value = getattr(self, key)
-            if value is None:
+            if value is None or n is None:
                 continue
             arr = np.asarray(value, dtype=np.float64)
             if arr.ndim not in ndims or len(arr) != n or not np.isfinite(arr).all():

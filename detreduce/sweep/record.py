@@ -20,6 +20,7 @@ import json
 import math
 import types
 from dataclasses import MISSING, dataclass, field, fields
+from functools import cache
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from detreduce.errors import DetReduceError
@@ -106,10 +107,11 @@ class RunRecord:
         An empty cell is the field's default (None for a number that was not measured);
         a column this version does not know is kept in ``figures`` when non-empty.
         """
+        kinds = column_kinds(cls)
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, text in row.items():
-            kind = _KINDS.get(key)
+            kind = kinds.get(key)
             if kind is None:
                 if text not in (None, ""):
                     extra[key] = text
@@ -117,8 +119,9 @@ class RunRecord:
             value = _parse(kind, text, key, row.get("run_id", ""))
             if value is not None:
                 kwargs[key] = value
-        for name in _REQUIRED:  # a hand-written or very old file may lack these
-            kwargs.setdefault(name, "" if _KINDS[name] == "str" else None)
+        for f in fields(cls):  # a hand-written or very old file may lack even these
+            if f.default is MISSING and f.default_factory is MISSING:
+                kwargs.setdefault(f.name, "" if kinds[f.name] == "str" else None)
         if extra:
             kwargs["figures"] = {**kwargs.get("figures", {}), **extra}
         return cls(**kwargs)
@@ -162,17 +165,20 @@ def _parse(kind: str, text: str | None, column: str, run_id: str) -> Any:
     return number
 
 
-_KINDS: dict[str, str] = {name: _kind(hint) for name, hint in get_type_hints(RunRecord).items()}
-_REQUIRED = tuple(
-    f.name for f in fields(RunRecord) if f.default is MISSING and f.default_factory is MISSING
-)
+@cache
+def column_kinds(record_type: type = RunRecord) -> dict[str, str]:
+    """Column → ``str``/``int``/``float``/``json`` of a record type, in file order (from its types)."""
+    hints = get_type_hints(record_type)
+    return {f.name: _kind(hints[f.name]) for f in fields(record_type)}
 
+
+_KINDS = column_kinds(RunRecord)
 #: Columns of ``results.csv``, in file order: the fields of :class:`RunRecord`.
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))
+COLUMNS: tuple[str, ...] = tuple(_KINDS)
 #: Columns read back as numbers (fields typed int or float).
-NUMERIC: tuple[str, ...] = tuple(c for c in COLUMNS if _KINDS[c] in ("int", "float"))
+NUMERIC: tuple[str, ...] = tuple(c for c, kind in _KINDS.items() if kind in ("int", "float"))
 #: Columns stored as compact JSON (fields typed dict).
-JSON_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if _KINDS[c] == "json")
+JSON_COLUMNS: tuple[str, ...] = tuple(c for c, kind in _KINDS.items() if kind == "json")
 
 
 # ------------------------------------------------------------------- selection
