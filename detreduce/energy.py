@@ -28,17 +28,17 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from detreduce.config import default
+from detreduce.settings import EnergySettings
 
 log = logging.getLogger("detreduce")
 
 UNAVAILABLE = "unavailable"
-TRACKING_MODES = ("process", "machine")
+TRACKING_MODES = ("process", "machine")  # also EnergySettings' choices
 
 # codecarbon's CPU hardware modes (``CPU._mode``) -> the names detreduce records.
 _CPU_MODES = {
@@ -128,47 +128,34 @@ class PhaseMeasurement:
 class EnergyMeter:
     """Meters phases one after the other and keeps their records.
 
-    ``country_iso_code``, ``tracking_mode``, ``measure_power_secs`` and ``cpu_watts``
-    default to ``train.energy_*`` in ``cfg/train.yaml``. ``enabled=False`` records
-    seconds only.
+    ``settings`` (:class:`~detreduce.settings.EnergySettings`, or a mapping of its keys:
+    ``country``, ``tracking_mode``, ``cpu_watts``, ``measure_secs``) is built once
+    through ``EnergySettings.build``: None is the ``train.energy_*`` defaults of
+    ``cfg/train.yaml``. ``enabled=False`` records seconds only.
     """
 
-    country_iso_code: str | None = None
-    tracking_mode: str | None = None
-    measure_power_secs: float | None = None
-    cpu_watts: float | None = None
+    settings: EnergySettings | Mapping[str, Any] | None = None
     enabled: bool = True
     records: list[EnergyRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from detreduce.errors import ConfigError
+        self.settings = EnergySettings.build(self.settings)
 
-        if self.country_iso_code is None:
-            self.country_iso_code = default("train.energy_country")
-        if self.tracking_mode is None:
-            self.tracking_mode = default("train.energy_tracking_mode")
-        if self.measure_power_secs is None:
-            self.measure_power_secs = float(default("train.energy_measure_secs"))
-        if self.cpu_watts is None:
-            self.cpu_watts = default("train.energy_cpu_watts")
-        if self.cpu_watts is not None:
-            try:
-                self.cpu_watts = float(self.cpu_watts)
-            except (TypeError, ValueError):
-                self.cpu_watts = -1.0
-            if not self.cpu_watts > 0:
-                raise ConfigError(f"cpu_watts must be a power in watts > 0, got {self.cpu_watts}")
-        if self.tracking_mode not in TRACKING_MODES:
-            raise ConfigError(
-                f"energy tracking_mode must be one of {TRACKING_MODES}, got {self.tracking_mode!r}"
-            )
-        if not (isinstance(self.country_iso_code, str) and len(self.country_iso_code) == 3):
-            raise ConfigError(
-                "energy country_iso_code must be an ISO 3166-1 alpha-3 code such as 'USA' or "
-                f"'FRA', got {self.country_iso_code!r}"
-            )
-        if self.measure_power_secs <= 0:
-            raise ConfigError(f"measure_power_secs must be > 0, got {self.measure_power_secs}")
+    @property
+    def country_iso_code(self) -> str:
+        return self.settings.country
+
+    @property
+    def tracking_mode(self) -> str:
+        return self.settings.tracking_mode
+
+    @property
+    def measure_power_secs(self) -> float:
+        return self.settings.measure_secs
+
+    @property
+    def cpu_watts(self) -> float | None:
+        return self.settings.cpu_watts
 
     @contextmanager
     def measure(self, phase: str) -> Iterator[PhaseMeasurement]:

@@ -148,22 +148,22 @@ def test_training_offline_records_metrics_energy_and_counts(offline_run, tiny_da
     assert not offline_run["data_changed"]  # no labels.cache written into the dataset
     assert all(0.0 <= v <= 1.0 for v in (r.map50, r.map50_95, r.precision, r.recall))
     assert r.map50_95 <= r.map50
-    assert set(r.ap50_95_per_class) == set(r.class_names) == {"circle", "square", "triangle"}
-    assert all(v is None or 0.0 <= v <= 1.0 for v in r.ap50_95_per_class.values())
+    assert set(r.per_class_ap) == set(r.class_names) == {"circle", "square", "triangle"}
+    assert all(v is None or 0.0 <= v <= 1.0 for v in r.per_class_ap.values())
     # budget=steps with fraction 0.5 doubles the epochs, and training really ran them
-    assert (r.budget, r.base_epochs, r.epochs, r.epochs_run) == ("steps", 1, 2, 2)
+    assert (r.budget, r.base_epochs, r.epochs_planned, r.epochs) == ("steps", 1, 2, 2)
     assert (r.n_train_images, r.n_val_images) == (18, 6)
-    assert r.images_seen == r.epochs_run * r.n_train_images == 36
-    assert r.iterations == r.epochs_run * 3  # ceil(18 / 8) batches per epoch
-    assert 1 <= r.optimizer_steps <= r.iterations
+    assert r.images_seen == r.epochs * r.n_train_images == 36
+    assert r.iterations == r.epochs * 3  # ceil(18 / 8) batches per epoch
+    assert 1 <= r.steps <= r.iterations
     # energy and time, per phase
     row = r.to_dict()
-    assert row["kwh_total"] > 0 and row["train_kwh"] > 0 and row["val_kwh"] > 0
-    assert row["kwh_total"] == pytest.approx(row["train_kwh"] + row["val_kwh"])
+    assert row["kwh_total"] > 0 and row["kwh_training"] > 0 and row["kwh_validation"] > 0
+    assert row["kwh_total"] == pytest.approx(row["kwh_training"] + row["kwh_validation"])
     assert row["kwh_cpu"] > 0 and row["kwh_ram"] > 0 and row["kwh_gpu"] == 0
     assert row["cpu_power_mode"] in {"rapl", "cpu_load", "constant"}
-    assert row["country_iso_code"] == "USA" and row["kg_co2"] > 0
-    assert r.train_seconds > r.val_seconds > 0
+    assert row["country"] == "USA" and row["co2_kg"] > 0
+    assert r.seconds_training > r.seconds_validation > 0
     # outputs: Ultralytics' run under out_dir, final weights only, result.json round trip
     out = Path(r.out_dir)
     assert Path(r.weights) == out / "train" / "weights" / "last.pt" and Path(r.weights).is_file()
@@ -203,7 +203,7 @@ def test_same_seed_same_run_through_the_cli(offline_run, tiny_data, tmp_path, ca
     assert "mAP50-95" in printed and "kWh" in printed and str(out / RESULT_FILE) in printed
     second = json.loads((out / RESULT_FILE).read_text())
     assert _losses(out) == _losses(Path(first.out_dir))
-    for key in ("map50", "map50_95", "precision", "recall", "optimizer_steps", "images_seen"):
+    for key in ("map50", "map50_95", "precision", "recall", "steps", "images_seen"):
         assert second[key] == getattr(first, key), key
     a, b = _weights(Path(first.weights)), _weights(out / "train" / "weights" / "last.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -215,7 +215,7 @@ def test_same_seed_same_run_through_the_cli(offline_run, tiny_data, tmp_path, ca
 @pytest.mark.slow
 def test_another_seed_trains_differently(offline_run, tiny_data, tmp_path):
     other = train_yolo(tiny_data, out_dir=tmp_path / "seed1", **{**TINY, "seed": 1})
-    assert other.epochs_run == 1 and other.budget == "epochs"
+    assert other.epochs == 1 and other.budget == "epochs"
     assert _losses(tmp_path / "seed1")[0] != _losses(Path(offline_run["result"].out_dir))[0]
 
 

@@ -291,8 +291,20 @@ def test_full_policy_forwards_every_image_each_epoch_like_no_policy(tiny, tmp_pa
     assert full.images_seen == 9 * EPOCHS and full.iterations == 5 * EPOCHS
     assert plain.policy == report  # no policy is the full policy
     assert _losses(tmp_path / "full") == _losses(tmp_path / "plain")
-    for key in ("map50", "map50_95", "precision", "recall", "optimizer_steps"):
+    for key in ("map50", "map50_95", "precision", "recall", "steps"):
         assert getattr(full, key) == getattr(plain, key), key
     a = torch.load(full.weights, map_location="cpu", weights_only=False)["model"].state_dict()
     b = torch.load(plain.weights, map_location="cpu", weights_only=False)["model"].state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_loss_weights_fail_loudly_until_per_image_losses_exist(tiny, tmp_path):
+    class Weighted(TrainingPolicy):
+        name = "weighted"
+
+        def loss_weights(self, indices):
+            return np.full(len(indices), 0.5)
+
+    with pytest.raises(ConfigError, match="returned loss weights"):
+        _train(tiny, tmp_path, Weighted())

@@ -188,7 +188,9 @@ class FullPolicy(TrainingPolicy):
 
     name = "full"
     summary = "every image every epoch (plain training; the control arm of training policies)"
-    reference = "plain Ultralytics training: ultralytics/engine/trainer.py BaseTrainer._do_train (8.4)"
+    reference = (
+        "plain Ultralytics training: ultralytics/engine/trainer.py BaseTrainer._do_train (8.4)"
+    )
 
 
 POLICIES: dict[str, type[TrainingPolicy]] = {"full": FullPolicy}

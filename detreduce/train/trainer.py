@@ -258,6 +258,7 @@ class MeteredTrainer(DetectionTrainer):
         self.image_counts = np.zeros(0, dtype=np.int64)
         self.batch_indices = np.zeros(0, dtype=np.int64)
         self.policy_sampler: PolicySampler | None = None
+        self._policy_images = -1  # split size the policy was set up for by this trainer
         # Fitness stays None (no validation) and never equals -inf: best.pt is never written.
         self.best_fitness = float("-inf")
 
@@ -288,8 +289,9 @@ class MeteredTrainer(DetectionTrainer):
                 "'rect=True' is incompatible with DataLoader shuffle, setting shuffle=False"
             )
             shuffle = False
-        if getattr(self.policy, "n_images_", None) != n:  # once per run (rebuilt on OOM retry)
+        if self._policy_images != n:  # once per run, not again when Ultralytics rebuilds (OOM)
             self.policy.setup(n, self.epochs, self.args.seed)
+            self._policy_images = n
         world, shard = (dist.get_world_size(), dist.get_rank()) if rank != -1 else (1, 0)
         sampler = PolicySampler(
             self.policy, shuffle=shuffle, rank=shard, world_size=world, epoch=self.start_epoch
@@ -336,7 +338,7 @@ class MeteredTrainer(DetectionTrainer):
         if index is not None:
             self.batch_indices = index
             np.add.at(self.image_counts, index, 1)
-            epoch = int(self.epoch)
+            epoch = int(getattr(self, "epoch", 0))  # unset before the loop (QAT calibration)
             if len(self.forwarded_per_epoch) <= epoch:
                 self.forwarded_per_epoch.extend([0] * (epoch + 1 - len(self.forwarded_per_epoch)))
             self.forwarded_per_epoch[epoch] += len(index)

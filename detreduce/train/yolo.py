@@ -21,10 +21,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from detreduce.config import cache_root, default
-from detreduce.device import parse_device
+from detreduce.config import cache_root
 from detreduce.energy import EnergyMeter
-from detreduce.errors import ConfigError, OutputExistsError, WeightsNotFoundError
+from detreduce.errors import ConfigError, OutputExistsError
+from detreduce.settings import DataSettings, EnergySettings, TrainSettings
 from detreduce.train.budget import plan_epochs
 from detreduce.train.datayaml import resolve_data_yaml
 from detreduce.train.offline import offline_ultralytics, quiet_ultralytics
@@ -42,18 +42,27 @@ _OWNED = {
 }  # fmt: skip
 
 
-def _check_model(model: str) -> str:
+def _model_path(model: str) -> str:
+    """A model file that exists as an absolute path; a model YAML name stays as it is.
+
+    (:class:`~detreduce.settings.TrainSettings` has checked what it is.)
+    """
     path = Path(model)
-    if path.suffix == ".pt":
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"weights file not found: {model} (no detector weights are downloaded; "
-                "give a local .pt path or a model YAML such as yolov8n.yaml to train from scratch)"
-            )
-        return str(path.absolute())
-    if path.suffix not in {".yaml", ".yml"}:
-        raise ConfigError(f"model must be a model YAML (yolov8n.yaml) or a .pt file, got {model!r}")
     return str(path.absolute()) if path.is_file() else model
+
+
+def _check_labels(data_yaml: str | Path, on_error: str) -> None:
+    """Read the data YAML's images and label files through detreduce's loader.
+
+    ``raise`` stops at the first problem (one-line :class:`DatasetError`); ``warn`` logs
+    the problems (counts per kind, the first few with file and line) and training goes
+    on with the data YAML unchanged.
+    """
+    from detreduce.data.load import load_dataset
+
+    ds = load_dataset(data_yaml, format="yolo", on_error=on_error)
+    if not ds.problems:
+        log.info("%s: labels checked, no problems", data_yaml)
 
 
 def _versions() -> dict[str, str]:
@@ -111,71 +120,70 @@ def train_yolo(
     data_yaml: str | Path,
     *,
     out_dir: str | Path,
-    model: str | None = None,
-    epochs: int | None = None,
-    imgsz: int | None = None,
-    batch: int | None = None,
-    device: str | None = None,
-    seed: int | None = None,
-    workers: int | None = None,
-    budget: str | None = None,
-    fraction: float | None = None,
-    max_epoch_scale: float | None = None,
-    amp: bool | None = None,
-    verbose: bool | None = None,
+    settings: TrainSettings | Mapping[str, Any] | None = None,
+    energy: EnergyMeter | EnergySettings | None = None,
+    policy: TrainingPolicy | None = None,
+    on_epoch_end: Callable[[int, int], None] | None = None,
+    on_error: str | None = None,
     overwrite: bool = False,
     train_args: Mapping[str, Any] | None = None,
-    energy: EnergyMeter | None = None,
-    on_epoch_end: Callable[[int, int], None] | None = None,
-    policy: TrainingPolicy | None = None,
+    **overrides: Any,
 ) -> TrainResult:
     """Train YOLO on ``data_yaml``'s train split, validate on its full val split.
 
-    Every ``None`` takes its default from ``cfg/train.yaml``. ``budget='steps'`` trains
-    ``epochs / fraction`` epochs (capped at ``max_epoch_scale x epochs``, see
-    :mod:`detreduce.train.budget`); ``fraction`` is this split's share of the full train
-    set. ``train_args`` passes other Ultralytics train arguments (``lr0``, ``mosaic``, ...).
-    ``energy`` collects the ``training`` and ``validation`` records (a new meter if None).
-    ``on_epoch_end(done, total)`` is called after every epoch (progress bars).
+    ``settings`` (:class:`~detreduce.settings.TrainSettings`: model, epochs, imgsz,
+    batch, device, seed, workers, budget, fraction, max_epoch_scale, amp, verbose) is
+    built once with ``TrainSettings.build(settings, **overrides)``, so
+    ``train_yolo(data, out_dir=..., epochs=5)`` and
+    ``train_yolo(data, out_dir=..., settings=TrainSettings.build(epochs=5))`` are one
+    path with one validation; unknown keywords raise with suggestions.
+    ``budget='steps'`` trains ``epochs / fraction`` epochs (capped at
+    ``max_epoch_scale x epochs``, see :mod:`detreduce.train.budget`); ``fraction`` is
+    this split's share of the full train set. ``train_args`` passes other Ultralytics
+    train arguments (``lr0``, ``mosaic``, ...) unchanged; it may not set what the
+    settings own. ``energy`` collects the ``training`` and ``validation`` records: a
+    meter, or the :class:`~detreduce.settings.EnergySettings` of a new one (None: the
+    defaults). ``on_epoch_end(done, total)`` is called after every epoch (progress bars).
     ``policy`` (:mod:`detreduce.train.policy`) decides what each epoch forwards; None is
     ``full`` (every image, every epoch). Its report lands in ``result.policy``.
+    ``on_error`` (``warn`` or ``raise``) first reads the data YAML's images and label
+    files through detreduce's loader (:func:`detreduce.data.load.load_dataset`):
+    ``raise`` stops at the first problem before anything is written, ``warn`` logs the
+    problems and trains on the data YAML unchanged (Ultralytics then applies its own
+    label checks); None (the default, as sweeps use on splits detreduce exported)
+    skips that pass.
 
     Outputs go under ``out_dir``: ``data.yaml`` (resolved copy), ``train/`` (Ultralytics'
     run, ``weights/last.pt``), ``val/`` and ``result.json``. An ``out_dir`` holding a
-    ``result.json`` is a finished run: it raises unless ``overwrite``.
-    Cost: ``epochs`` passes over the train images plus one over the val images.
+    ``result.json`` is a finished run: it raises unless ``overwrite``, before any data
+    is read. Cost: ``epochs`` passes over the train images plus one over the val images.
     """
-    model = _check_model(default("train.model") if model is None else model)
-    epochs = int(default("train.epochs") if epochs is None else epochs)
-    imgsz = int(default("train.imgsz") if imgsz is None else imgsz)
-    batch = int(default("train.batch") if batch is None else batch)
-    device = parse_device(default("train.device") if device is None else device).ultralytics
-    seed = int(default("train.seed") if seed is None else seed)
-    workers = int(default("train.workers") if workers is None else workers)
-    budget = default("train.budget") if budget is None else budget
-    fraction = float(default("train.fraction") if fraction is None else fraction)
-    max_epoch_scale = float(
-        default("train.max_epoch_scale") if max_epoch_scale is None else max_epoch_scale
-    )
-    amp = bool(default("train.amp") if amp is None else amp)
-    verbose = bool(default("train.verbose") if verbose is None else verbose)
-    if imgsz < 32 or batch < 1 or workers < 0:
-        raise ConfigError(
-            f"need imgsz >= 32, batch >= 1, workers >= 0; got imgsz={imgsz}, batch={batch}, "
-            f"workers={workers}"
-        )
+    cfg = TrainSettings.build(settings, **overrides)
+    model = _model_path(cfg.model)
+    imgsz, batch, seed, workers = cfg.imgsz, cfg.batch, cfg.seed, cfg.workers
+    device = cfg.resolved_device.ultralytics
+    max_epoch_scale, amp, verbose = cfg.max_epoch_scale, cfg.amp, cfg.verbose
     clash = sorted(set(train_args or {}) & _OWNED)
     if clash:
-        raise ConfigError(f"train_args may not set {clash}: use train_yolo's own parameters")
-    plan = plan_epochs(epochs, budget=budget, fraction=fraction, max_epoch_scale=max_epoch_scale)
+        raise ConfigError(
+            f"train_args may not set {clash}: they are train settings "
+            "(train_yolo keywords; CLI: their own options, not --train-arg)"
+        )
+    if on_error is not None:
+        DataSettings.build(on_error=on_error)  # a bad value fails before any work
+    plan = plan_epochs(
+        cfg.epochs, budget=cfg.budget, fraction=cfg.fraction, max_epoch_scale=max_epoch_scale
+    )
     policy = as_policy(policy)
-
-    data = resolve_data_yaml(data_yaml)
     out = Path(out_dir).absolute()
     if (out / RESULT_FILE).exists() and not overwrite:
         raise OutputExistsError(
             f"{out / RESULT_FILE} exists (a finished run); pass overwrite=True (CLI: --overwrite)"
         )
+
+    data = resolve_data_yaml(data_yaml)
+    if on_error is not None:
+        _check_labels(data.source, on_error)
     for stale in ("train", "val", RESULT_FILE):
         target = out / stale
         if target.is_dir():
@@ -184,7 +192,7 @@ def train_yolo(
             target.unlink()
     out.mkdir(parents=True, exist_ok=True)
     resolved_yaml = data.write(out / "data.yaml")
-    meter = energy if energy is not None else EnergyMeter()
+    meter = energy if isinstance(energy, EnergyMeter) else EnergyMeter(energy)
 
     log.info(
         "training %s on %s: %d epochs (budget=%s, fraction=%.3g), imgsz=%d, batch=%d, device=%s",
