@@ -37,17 +37,18 @@ experiments reduce per image "category" (see :func:`category_labels`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from detreduce.config import default
 from detreduce.data.model import DetectionDataset
 from detreduce.errors import ConfigError
 from detreduce.metrics import relative_box_sizes
 from detreduce.quotas import allocate
 from detreduce.reducers.base import Reducer, resolve_budget
+from detreduce.settings import BalanceSettings
 
 logger = logging.getLogger("detreduce")
 
@@ -141,8 +142,9 @@ def _quantile_buckets(values: np.ndarray, valid: np.ndarray, bins: int, prefix: 
 
 def box_count_labels(dataset: DetectionDataset, bins: int | None = None) -> np.ndarray:
     """Per image, its boxes-per-image quantile bucket (``boxes:lo-hi``); ``boxes:0`` for
-    background images. Quantiles (not fixed edges) so every bucket is populated."""
-    bins = default("balance.count_bins") if bins is None else bins
+    background images. Quantiles (not fixed edges) so every bucket is populated.
+    ``bins`` defaults to ``balance.count_bins``."""
+    bins = BalanceSettings.build(count_bins=bins).count_bins
     counts = dataset.boxes_per_image()
     out = _quantile_buckets(counts.astype(float), counts > 0, bins, "boxes", "{:.0f}")
     out[counts == 0] = "boxes:0"
@@ -150,8 +152,9 @@ def box_count_labels(dataset: DetectionDataset, bins: int | None = None) -> np.n
 
 
 def box_size_labels(dataset: DetectionDataset, bins: int | None = None) -> np.ndarray:
-    """Per image, the quantile bucket of the median relative box size of its boxes."""
-    bins = default("balance.size_bins") if bins is None else bins
+    """Per image, the quantile bucket of the median relative box size of its boxes
+    (``bins`` defaults to ``balance.size_bins``)."""
+    bins = BalanceSettings.build(size_bins=bins).size_bins
     sizes = relative_box_sizes(dataset)
     med = np.zeros(dataset.num_images)
     has = dataset.boxes_per_image() > 0
@@ -174,27 +177,35 @@ SCHEMES = {
 }
 
 
-def image_strata(dataset: DetectionDataset, schemes: str | Sequence[str]) -> np.ndarray:
-    """One stratum label per image: the given scheme(s), crossed as ``a|b``."""
+def image_strata(
+    dataset: DetectionDataset,
+    schemes: str | Sequence[str],
+    settings: BalanceSettings | None = None,
+) -> np.ndarray:
+    """One stratum label per image: the given scheme(s), crossed as ``a|b``.
+
+    The quantile schemes take their bin counts from ``settings`` (default: the cfg's).
+    """
     names = [schemes] if isinstance(schemes, str) else list(schemes)
     if not names:
         raise ConfigError("strata: expected at least one scheme")
+    settings = BalanceSettings.build(settings)
+    bins = {"box_count": settings.count_bins, "box_size": settings.size_bins}
     parts = []
     for name in names:
         if name not in SCHEMES:
             raise ConfigError(f"unknown strata scheme {name!r}; expected one of {sorted(SCHEMES)}")
-        parts.append(SCHEMES[name](dataset))
+        parts.append(SCHEMES[name](dataset, bins[name]) if name in bins else SCHEMES[name](dataset))
     if len(parts) == 1:
         return parts[0]
     return np.array(["|".join(p) for p in zip(*parts, strict=True)], dtype=object)
 
 
-def mode_strata(mode: str) -> list[str]:
-    """The strata schemes of a balance mode (from the cfg); empty for ``none``."""
+def mode_strata(mode: str, settings: BalanceSettings | None = None) -> list[str]:
+    """The strata schemes of a balance mode (from ``settings``, default the cfg's);
+    empty for ``none``."""
     check_mode(mode)
-    if mode == "none":
-        return []
-    return list(default("balance.classes_strata" if mode == "classes" else "balance.boxes_strata"))
+    return list(BalanceSettings.build(settings).strata(mode))
 
 
 def check_mode(mode: str) -> str:
@@ -318,16 +329,18 @@ def balanced_select(
     budget: float | int,
     *,
     X: np.ndarray | None = None,
-    mode: str | None = None,
+    balance: BalanceSettings | Mapping[str, Any] | str | None = None,
     strata: Sequence[str] | None = None,
-    strategy: str | None = None,
-    keep_every_class: bool | None = None,
     seed: int = 0,
+    **overrides: Any,
 ) -> BalancedSelection:
     """Keep exactly ``budget`` images of ``dataset`` with ``reducer`` under a balance mode.
 
+    ``balance`` (:class:`~detreduce.settings.BalanceSettings`, a mapping of its keys, or
+    a mode string) is built once with ``BalanceSettings.build(balance, **overrides)``,
+    so ``mode=``, ``strategy=``, ``keep_every_class=`` ... may be given as keywords.
     ``mode="none"`` runs the reducer once on all rows; ``classes`` / ``classes+boxes``
-    stratify by the cfg's schemes (or ``strata``), reserve one image per class, and
+    stratify by the mode's schemes (or ``strata``), reserve one image per class, and
     allocate largest-remainder quotas (see the module docstring for the exact rule).
     ``strategy="auto"`` runs per stratum except for methods whose catalog trait ``joint``
     is set (des, fes, psa), which run once with ``groups`` = strata (they need labels, e.g. DES prototypes, FES proxy).
@@ -337,15 +350,10 @@ def balanced_select(
     if n == 0:
         raise ConfigError("the dataset has no images to select from")
     k = resolve_budget(budget, n)
-    mode = check_mode(default("balance.mode") if mode is None else mode)
-    strategy = default("balance.strategy") if strategy is None else strategy
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    settings = BalanceSettings.build(balance, **overrides)
+    mode, strategy = settings.mode, settings.strategy
     if strategy == "auto":
         strategy = "joint" if reducer.joint else "per_stratum"
-    keep_every_class = (
-        default("balance.keep_every_class") if keep_every_class is None else keep_every_class
-    )
     X = _reducer_features(reducer, X, n)
 
     if mode == "none":
@@ -359,15 +367,15 @@ def balanced_select(
             scores=res.scores,
         )
 
-    schemes = list(strata) if strata is not None else mode_strata(mode)
-    labels = image_strata(dataset, schemes)
+    schemes = list(strata) if strata is not None else list(settings.strata())
+    labels = image_strata(dataset, schemes, settings)
     names, codes = np.unique(labels.astype(str), return_inverse=True)
 
     def pick(candidates: np.ndarray, c: int) -> int:
         sub = reducer.select(X[candidates], 1, groups=None, seed=_sub_seed(seed, 1, c))
         return int(candidates[int(sub.indices[0])])
 
-    reserved = reserve_every_class(dataset, k, pick) if keep_every_class else []
+    reserved = reserve_every_class(dataset, k, pick) if settings.keep_every_class else []
     res_idx = np.asarray(reserved, dtype=np.int64)
     lower = np.bincount(codes[res_idx], minlength=len(names))
     quotas = allocate(np.bincount(codes, minlength=len(names)), k, lower)

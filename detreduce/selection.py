@@ -11,19 +11,20 @@ inside the trainer). It attaches the figures of :mod:`detreduce.metrics`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detreduce.balance import balanced_select, check_mode
-from detreduce.config import default
+from detreduce.balance import balanced_select
 from detreduce.data.model import DetectionDataset
 from detreduce.errors import ConfigError, DatasetError
 from detreduce.methods import get_method
 from detreduce.metrics import selection_figures
 from detreduce.reducers import resolve_budget
+from detreduce.settings import BalanceSettings
 
 LEVELS = ("image", "box")
 
@@ -135,15 +136,13 @@ def select_images(
     method: str,
     fraction: float | int,
     seed: int = 0,
-    balance: str | None = None,
+    balance: BalanceSettings | Mapping[str, Any] | str | None = None,
     features: np.ndarray | None = None,
     box_features: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     level: str = "image",
     params: dict[str, Any] | None = None,
     *,
     strata: list[str] | None = None,
-    strategy: str | None = None,
-    metric: str | None = None,
     with_figures: bool = True,
 ) -> ImageSelection:
     """Keep ``fraction`` of ``dataset``'s images with ``method`` under ``balance``.
@@ -153,14 +152,16 @@ def select_images(
         method: a method of the catalog (``detreduce methods``), any kind.
         fraction: a float in (0, 1] (rounded to the nearest image) or an int count in [1, n].
         seed: seeds every random choice; recorded.
-        balance: ``none``, ``classes`` or ``classes+boxes`` (default ``balance.mode``).
+        balance: :class:`~detreduce.settings.BalanceSettings` (or a mapping of its keys,
+            or just the mode: ``none``, ``classes`` or ``classes+boxes``); None is the
+            cfg's. Its strategy, strata schemes, bins, ε metric and histogram edges
+            apply here.
         features: image embeddings aligned with ``dataset``'s images (n × d).
         box_features: ``(box_image, box_class, matrix)`` crop embeddings (m × d).
         level: ``image`` (reduce on ``features``) or ``box`` (reduce on one vector per
             image built from its crops, see :func:`crop_image_vectors`).
         params: keyword parameters of the reducer.
-        strata, strategy: override the balance mode's strata schemes and strategy.
-        metric: ε distance (``chebyshev`` or ``euclidean``; default ``balance.metric``).
+        strata: strata schemes to use instead of the balance mode's.
         with_figures: compute :func:`~detreduce.metrics.selection_figures` (ε needs
             embeddings and is left out without them).
     """
@@ -172,7 +173,8 @@ def select_images(
     ):
         raise ConfigError(f"fraction must be a float in (0, 1] or an image count, got {fraction!r}")
     k = resolve_budget(fraction, n)
-    balance = check_mode(default("balance.mode") if balance is None else balance)
+    settings = BalanceSettings.build(balance)
+    balance = settings.mode
     if level not in LEVELS:
         raise ConfigError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     params = dict(params or {})
@@ -212,7 +214,7 @@ def select_images(
                 )
             X = crop_image_vectors(n, *box_features, fallback=features)
         result = balanced_select(
-            dataset, method_obj, k, X=X, mode=balance, strata=strata, strategy=strategy, seed=seed
+            dataset, method_obj, k, X=X, balance=settings, mode=balance, strata=strata, seed=seed
         )
         indices, scores = result.indices, result.scores
         strata_info = {
@@ -225,7 +227,15 @@ def select_images(
     if len(indices) != k or len(np.unique(indices)) != k:
         raise AssertionError(f"{name}: selection of {len(indices)} images, expected {k}")  # a bug
     figures = (
-        selection_figures(dataset, indices, features, box_features=box_features, metric=metric)
+        selection_figures(
+            dataset,
+            indices,
+            features,
+            box_features=box_features,
+            metric=settings.metric,
+            count_edges=settings.count_edges,
+            size_edges=settings.size_edges,
+        )
         if with_figures
         else {}
     )
@@ -271,7 +281,7 @@ def select_and_export(
     method: str,
     fraction: float | int,
     seed: int = 0,
-    balance: str | None = None,
+    balance: BalanceSettings | Mapping[str, Any] | str | None = None,
     level: str = "image",
     params: dict[str, Any] | None = None,
     features: np.ndarray | None = None,

@@ -39,7 +39,6 @@ and the CLI can list policies cheaply.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, ClassVar
 
@@ -63,6 +62,8 @@ class TrainingPolicy:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
+    #: What the policy is when it is a baseline, for reports ("" otherwise).
+    baseline: ClassVar[str] = ""
     shuffle: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ parameters
@@ -188,6 +189,7 @@ class FullPolicy(TrainingPolicy):
 
     name = "full"
     summary = "every image every epoch (plain training; the control arm of training policies)"
+    baseline = "all train images"
     reference = (
         "plain Ultralytics training: ultralytics/engine/trainer.py BaseTrainer._do_train (8.4)"
     )
@@ -214,31 +216,20 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def _key(name: str) -> str:
-    return str(name).strip().lower().replace("-", "_")
-
-
 def get_policy(name: str, **params: Any) -> TrainingPolicy:
-    """Create a registered policy by name; unknown names and parameters fail with suggestions."""
-    key = _key(name)
-    if key not in POLICIES:
-        close = difflib.get_close_matches(key, list(POLICIES), n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    """Create a registered policy by name (the method catalog's ``training`` kind).
+
+    Unknown names and parameters fail with suggestions; values are checked now.
+    """
+    from detreduce.methods import catalog
+
+    spec = catalog.get_method(name)
+    if spec.kind != "training":
         raise ConfigError(
-            f"unknown training policy {name!r}.{hint} Known policies: {', '.join(sorted(POLICIES))}"
+            f"method {spec.name!r} is a {spec.kind} method, not a training policy; "
+            f"training policies: {', '.join(sorted(POLICIES))}"
         )
-    cls = POLICIES[key]
-    known = _param_names(cls)
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        close = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
-        hints = ", ".join(f"{u} (did you mean {c[0]}?)" if c else u for u, c in close.items())
-        raise ConfigError(
-            f"policy {key!r}: unknown parameter {hints}; its parameters: {', '.join(known) or 'none'}"
-        )
-    policy = cls(**params)
-    policy._check()
-    return policy
+    return spec.create(**params)
 
 
 def as_policy(policy: TrainingPolicy | None) -> TrainingPolicy:
@@ -268,6 +259,7 @@ def _register_in_catalog() -> None:
                 uses_features=False,
                 balanced=False,
                 reference=cls.reference,
+                baseline=cls.baseline,
             )
         )
 
