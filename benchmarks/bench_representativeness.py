@@ -148,7 +148,10 @@ def method_table(agg: dict, balance: str, datasets, levels) -> str:
             srs = agg.get((ds, level, "srs", balance), {})
             keys = sorted(k for k in agg if k[0] == ds and k[1] == level)
             for key in keys:
-                if key[3] != balance and not (key[2] == "ultralytics_fraction"):
+                # Methods that never balance (uniform random, ultralytics_fraction) only
+                # have a "none" row: show it, labelled.
+                never = (ds, level, key[2], balance) not in agg
+                if key[3] != balance and not (never and key[3] == "none"):
                     continue
                 a = agg[key]
                 label = key[2] + (" (no balance)" if key[3] != balance else "")

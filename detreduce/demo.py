@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from detreduce.config import cache_root, default, output_root
 from detreduce.errors import DatasetError
+from detreduce.settings import SweepSettings, TrainSettings
 
 log = logging.getLogger("detreduce")
 
@@ -80,39 +81,47 @@ def resolve_demo_data(
     return yaml_path, True
 
 
+def demo_settings(
+    sweep: Mapping[str, Any] | None = None, train: Mapping[str, Any] | None = None
+) -> tuple[SweepSettings, TrainSettings]:
+    """The demo's sweep and train settings: the ``sweep.demo_*`` defaults, then ``sweep`` /
+    ``train`` overrides (``None`` values keep the demo's default)."""
+    demo_sweep = {k: default(f"sweep.demo_{k}") for k in ("methods", "fractions", "seeds")}
+    demo_train = {k: default(f"sweep.demo_{k}") for k in ("epochs", "imgsz", "batch")}
+    return (
+        SweepSettings.build(demo_sweep, **dict(sweep or {})),
+        TrainSettings.build(demo_train, **dict(train or {})),
+    )
+
+
 def run_demo(
     data: str | Path | None = None,
     out: str | Path | None = None,
     *,
-    methods: Sequence[str] | None = None,
-    fractions: Sequence[float] | None = None,
-    seeds: Sequence[int] | None = None,
-    epochs: int | None = None,
-    imgsz: int | None = None,
-    batch: int | None = None,
-    device: str | None = None,
+    sweep: Mapping[str, Any] | None = None,
+    train: Mapping[str, Any] | None = None,
     download: bool = True,
     overwrite: bool = False,
     on_event: Callable[[Any], None] | None = None,
 ) -> DemoResult:
     """Run the demo sweep (random vs a clustering and a coverage method, two fractions,
-    full-data baseline, one seed) and write its report. Rerunning resumes it."""
+    full-data baseline, one seed) and write its report. Rerunning resumes it.
+
+    ``sweep`` and ``train`` override keys of :class:`~detreduce.settings.SweepSettings`
+    and :class:`~detreduce.settings.TrainSettings` on top of the demo's defaults
+    (:func:`demo_settings`); they are checked before the dataset is looked for."""
     from detreduce.report import write_report
     from detreduce.sweep import run_sweep
 
     t0 = time.perf_counter()
+    sweep_settings, train_settings = demo_settings(sweep, train)
     path, synthetic = resolve_demo_data(data, download=download)
     out = Path(out) if out is not None else output_root() / "demo"
     result = run_sweep(
         path,
-        methods=list(methods or default("sweep.demo_methods")),
-        fractions=list(fractions or default("sweep.demo_fractions")),
-        seeds=list(seeds if seeds is not None else default("sweep.demo_seeds")),
-        out=out,
-        epochs=epochs or default("sweep.demo_epochs"),
-        imgsz=imgsz or default("sweep.demo_imgsz"),
-        batch=batch or default("sweep.demo_batch"),
-        device=device,
+        out,
+        sweep=sweep_settings,
+        train=train_settings,
         train_args=dict(default("sweep.demo_train_args") or {}),
         overwrite=overwrite,
         on_event=on_event,

@@ -24,9 +24,9 @@ from detreduce.errors import ConfigError, DatasetError
 from detreduce.methods import get_method
 from detreduce.metrics import selection_figures
 from detreduce.reducers import resolve_budget
-from detreduce.settings import BalanceSettings
+from detreduce.settings import SELECTION_LEVELS, BalanceSettings
 
-LEVELS = ("image", "box")
+LEVELS = SELECTION_LEVELS
 
 
 @dataclass(frozen=True)

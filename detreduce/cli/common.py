@@ -35,13 +35,46 @@ IscrowdOpt = Annotated[
 ]
 
 
+TrainArgOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--train-arg",
+        help="Another Ultralytics train argument KEY=VALUE (value read as YAML: 0.02, true, "
+        "[1, 2]), repeatable, e.g. --train-arg lr0=0.02 --train-arg nbs=8. Settings that "
+        "have their own option (epochs, imgsz, batch, device, seed, ...) are refused here.",
+    ),
+]
+
+
+def parse_key_values(items: list[str], option: str = "--train-arg") -> dict:
+    """``["nbs=8", "lr0=0.02"]`` → ``{"nbs": 8, "lr0": 0.02}`` (values read as YAML scalars)."""
+    import yaml
+
+    from detreduce.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"{option} {item!r}: the value is not valid YAML") from None
+    return out
+
+
 def parse_budget(text: str) -> float | int:
-    """``0.25`` is a fraction, ``100`` an image count (``1.0`` is everything)."""
+    """``0.25`` is a share, ``100`` (a whole number, no decimal point) an image count.
+
+    ``1.0`` keeps everything, ``1`` keeps one image: the CLI says which it read.
+    """
     from detreduce.errors import ConfigError
 
     try:
         return int(text) if text.strip().isdigit() else float(text)
     except ValueError:
         raise ConfigError(
-            f"--fraction must be a fraction in (0, 1] or an image count, got {text!r}"
+            f"--fraction: expected a share in (0, 1] (e.g. 0.25) or a whole image count "
+            f"(e.g. 100), got {text!r}"
         ) from None

@@ -22,7 +22,9 @@ def reduce(
     ),
     fraction: str = typer.Option(
         str(default("reduce.fraction")),
-        help="Share of train images to keep, in (0, 1], or an image count (e.g. 100).",
+        help="Share of train images to keep, in (0, 1], written with a decimal point "
+        "(0.25; 1.0 keeps all), or a whole number of images (100; 2 keeps two images, "
+        "and the output says so).",
     ),
     seed: int = typer.Option(
         default("reduce.seed"), help="Seed of every random choice (recorded)."
@@ -31,9 +33,15 @@ def reduce(
     balance: str | None = typer.Option(
         None, help="Class balance: none, classes or classes+boxes (default from cfg/balance.yaml)."
     ),
-    backbone: str | None = typer.Option(None, help="Embedding backbone for feature-based methods."),
-    level: str = typer.Option("image", help="Embeddings to select on: image or box (crops)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda:N."),
+    backbone: str = typer.Option(
+        default("features.backbone"), help="Embedding backbone for feature-based methods."
+    ),
+    level: str = typer.Option(
+        default("reduce.level"), help="Embeddings to select on: image or box (crops)."
+    ),
+    device: str = typer.Option(
+        default("features.device"), help="Embedding device: auto, cpu or cuda:N."
+    ),
     format: FormatOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
     overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
@@ -43,25 +51,35 @@ def reduce(
     val/test are never reduced. The output folder holds data.yaml (train it with
     `yolo train data=OUT/data.yaml`), the kept list and selection.json (the manifest).
     """
-    from detreduce.reduce import reduce_dataset
+    from detreduce.reduce import check_output, reduce_dataset
+    from detreduce.settings import BalanceSettings, FeatureSettings, ReduceSettings
 
+    console = Console()
+    check_output(out, overwrite)  # before the settings below import the method catalog
+    # The same objects reduce_dataset takes, built (and checked) once from the options.
+    settings = ReduceSettings.build(
+        method=method, fraction=parse_budget(fraction), seed=seed, level=level
+    )
+    balance_settings = BalanceSettings.build(mode=balance)
+    embedding = FeatureSettings.build(backbone=backbone, device=device)
+    if settings.is_count:
+        n = settings.fraction
+        console.print(
+            f"keeping {n} image{'s' if n != 1 else ''} (--fraction {fraction} is an image "
+            "count; write a share with a decimal point, e.g. 0.5 or 1.0)"
+        )
     result = reduce_dataset(
         data,
-        method=method,
-        fraction=parse_budget(fraction),
-        seed=seed,
+        settings=settings,
         out=out,
-        balance=balance,
-        backbone=backbone,
-        level=level,
-        device=device,
+        balance=balance_settings,
+        embedding=embedding,
         format=format,
         on_error=on_error,
         overwrite=overwrite,
     )
     manifest = json.loads((result.out_dir / "selection.json").read_text())
-    console = Console()
-    table = Table(title=f"{method}: {len(result.kept)} of {result.images_before} train images kept")
+    table = Table(title=f"{settings.method}: {len(result.kept)} of {result.images_before} train images kept")
     for col in ("class", "images before", "images after", "boxes before", "boxes after"):
         table.add_column(col, justify="right" if col != "class" else "left")
     for name, before in manifest["classes_before"].items():

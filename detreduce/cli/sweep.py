@@ -10,7 +10,14 @@ from pathlib import Path
 import typer
 
 from detreduce.cli.app import app
-from detreduce.cli.common import ON_ERROR_DEFAULT, DataArg, FormatOpt, OnErrorOpt
+from detreduce.cli.common import (
+    ON_ERROR_DEFAULT,
+    DataArg,
+    FormatOpt,
+    OnErrorOpt,
+    TrainArgOpt,
+    parse_key_values,
+)
 from detreduce.config import default
 
 
@@ -25,21 +32,6 @@ def _csv(text: str, kind: type = str) -> list:
         raise ConfigError(
             f"cannot read {text!r} as a comma-separated list of {kind.__name__}"
         ) from None
-
-
-def _key_values(items: list[str]) -> dict:
-    """``["nbs=8", "lr0=0.02"]`` → ``{"nbs": 8, "lr0": 0.02}`` (values read as YAML scalars)."""
-    import yaml
-
-    from detreduce.errors import ConfigError
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--train-arg expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def _join(values) -> str:
@@ -119,7 +111,8 @@ def sweep(
     ),
     batch: int = typer.Option(default("train.batch"), help="Images per batch."),
     device: str = typer.Option(
-        default("train.device"), help="auto, cpu, 0, 0,1 (Ultralytics device)."
+        default("train.device"),
+        help="auto, cpu, 0, 0,1 (Ultralytics device) for training and for embedding.",
     ),
     budget: str = typer.Option(
         default("train.budget"),
@@ -135,16 +128,15 @@ def sweep(
     level: str = typer.Option(
         default("sweep.level"), help="Select on image or box (crop) embeddings."
     ),
-    backend: str = typer.Option(default("sweep.backend"), help="Trial runner: local."),
+    backend: str = typer.Option(
+        default("sweep.backend"),
+        help="Trial runner (detreduce.sweep.runner.BACKENDS): local runs trials one after "
+        "another in this process.",
+    ),
     retry_failed: bool = typer.Option(
         default("sweep.retry_failed"), help="Retry runs recorded as failed when resuming."
     ),
-    train_arg: list[str] = typer.Option(
-        [],
-        "--train-arg",
-        help="Other Ultralytics train argument KEY=VALUE for every run, repeatable "
-        "(e.g. --train-arg nbs=8); part of the protocol.",
-    ),
+    train_arg: TrainArgOpt = [],  # noqa: B006 - typer reads the default, never mutates it
     report: bool = typer.Option(True, help="Write report.md and plots when the sweep ends."),
     format: FormatOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
@@ -167,16 +159,26 @@ def sweep(
     """
     from rich.console import Console
 
+    from detreduce.settings import (
+        BalanceSettings,
+        EnergySettings,
+        FeatureSettings,
+        SweepSettings,
+        TrainSettings,
+    )
     from detreduce.sweep import run_sweep
 
-    progress, on_event = sweep_progress()
-    with progress, _resume_hint(out):
-        result = run_sweep(
-            data,
+    # The same objects run_sweep takes, built (and checked) once from the options.
+    settings = dict(
+        sweep=SweepSettings.build(
             methods=_csv(methods),
             fractions=_csv(fractions, float),
             seeds=_csv(seeds, int),
-            out=out,
+            level=level,
+            backend=backend,
+            retry_failed=retry_failed,
+        ),
+        train=TrainSettings.build(
             model=model,
             epochs=epochs,
             imgsz=imgsz,
@@ -184,18 +186,24 @@ def sweep(
             device=device,
             budget=budget,
             workers=workers,
-            backbone=backbone,
-            balance=balance,
-            level=level,
-            train_args=_key_values(train_arg),
-            backend=backend,
-            retry_failed=retry_failed,
+        ),
+        features=FeatureSettings.build(backbone=backbone, device=device),
+        balance=BalanceSettings.build(mode=balance),
+        energy=EnergySettings.build(cpu_watts=cpu_watts),
+    )
+    train_args = parse_key_values(train_arg)
+    progress, on_event = sweep_progress()
+    with progress, _resume_hint(out):
+        result = run_sweep(
+            data,
+            out,
+            **settings,
+            train_args=train_args,
             format=format,
             on_error=on_error,
             overwrite=overwrite,
             on_event=on_event,
             command=command_line(),
-            cpu_watts=cpu_watts,
         )
     console = Console()
     console.print(

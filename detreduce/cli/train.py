@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from detreduce.cli.app import app
+from detreduce.cli.common import ON_ERROR_DEFAULT, OnErrorOpt, TrainArgOpt, parse_key_values
 from detreduce.config import default, output_root
 
 
@@ -55,18 +56,43 @@ def train(
         help="CPU power in watts for the kWh estimate on hosts without a RAPL counter "
         "(default: codecarbon's TDP guess; ignored where RAPL works).",
     ),
+    train_arg: TrainArgOpt = [],  # noqa: B006 - typer reads the default, never mutates it
+    on_error: OnErrorOpt = ON_ERROR_DEFAULT,
 ) -> None:
     """Train YOLO on DATA_YAML's train split, validate on its full val split.
 
     Writes OUT/result.json (mAP50, mAP50-95, per-class AP, precision, recall, seconds and
     kWh of training and validation, the energy mode codecarbon used) and Ultralytics'
     run under OUT/train. Nothing is downloaded.
+
+    Before training, the data YAML's images and label files are read through
+    detreduce's loader: --on-error raise stops at the first problem; warn (default)
+    prints the problems and trains on the data YAML unchanged (Ultralytics then applies
+    its own label checks; train on `detreduce reduce DATA --fraction 1.0` output to
+    train on detreduce's cleaned labels). Every option, and an existing result in OUT
+    (without --overwrite), is checked before any data is read.
     """
     from detreduce.energy import EnergyMeter
+    from detreduce.settings import TrainSettings
     from detreduce.train import RESULT_FILE, train_yolo
 
+    # The same objects train_yolo takes, built (and checked) once from the options.
+    settings = TrainSettings.build(
+        model=model,
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        seed=seed,
+        workers=workers,
+        budget=budget,
+        fraction=fraction,
+        max_epoch_scale=max_epoch_scale,
+        verbose=verbose,
+    )
+    meter = EnergyMeter({"cpu_watts": cpu_watts})
+    train_args = parse_key_values(train_arg)
     out_dir = out or output_root() / "train" / Path(data_yaml).absolute().parent.name
-    meter = EnergyMeter(cpu_watts=cpu_watts)
     console = Console()
     with Progress(
         TextColumn("[bold]training"),
@@ -82,19 +108,11 @@ def train(
         result = train_yolo(
             data_yaml,
             out_dir=out_dir,
-            model=model,
-            epochs=epochs,
-            imgsz=imgsz,
-            batch=batch,
-            device=device,
-            seed=seed,
-            workers=workers,
-            budget=budget,
-            fraction=fraction,
-            max_epoch_scale=max_epoch_scale,
-            verbose=verbose,
-            overwrite=overwrite,
+            settings=settings,
             energy=meter,
+            on_error=on_error,
+            overwrite=overwrite,
+            train_args=train_args,
             on_epoch_end=lambda done, total: progress.update(task, completed=done, total=total),
         )
     row = result.to_dict()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from detreduce.config import default
 from detreduce.data.formats.coco import find_coco_files, read_coco
 from detreduce.data.formats.voc import find_voc_root, read_voc
 from detreduce.data.formats.yolo import read_yolo
 from detreduce.data.model import DetectionDataset
 from detreduce.data.problems import ProblemLog, summarize
 from detreduce.errors import ConfigError, DatasetError
+from detreduce.settings import DataSettings
 
 logger = logging.getLogger("detreduce")
 
@@ -60,8 +62,9 @@ def load_dataset(
     path: str | Path,
     format: str | None = None,
     on_error: str | None = None,
-    iscrowd: str | None = None,
-    check_duplicates: bool | None = None,
+    *,
+    settings: DataSettings | Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> DetectionDataset:
     """Read a YOLO, COCO or VOC dataset into one :class:`DetectionDataset`.
 
@@ -71,12 +74,14 @@ def load_dataset(
         format: ``yolo``, ``coco`` or ``voc``; detected from the path when None.
         on_error: ``warn`` skips bad items (they are listed in ``dataset.problems``
             and summarized in the log); ``raise`` stops at the first one.
-        iscrowd: COCO ``iscrowd`` boxes: ``skip`` (default, counted) or ``keep``.
-        check_duplicates: look for byte-identical images (later copies skipped).
+        settings: :class:`~detreduce.settings.DataSettings` (or a mapping of its keys),
+            built once with ``DataSettings.build(settings, on_error=on_error,
+            **overrides)``: ``iscrowd`` (COCO ``iscrowd`` boxes: ``skip``, counted, or
+            ``keep``), ``check_duplicates`` (look for byte-identical images, later
+            copies skipped) and ``coord_tolerance`` may be given as keywords.
     """
-    on_error = default("data.on_error") if on_error is None else on_error
-    iscrowd = default("data.iscrowd") if iscrowd is None else iscrowd
-    check = default("data.check_duplicates") if check_duplicates is None else check_duplicates
+    cfg = DataSettings.build(settings, on_error=on_error, **overrides)
+    on_error, iscrowd, check = cfg.on_error, cfg.iscrowd, cfg.check_duplicates
     log = ProblemLog(on_error)
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
@@ -85,7 +90,7 @@ def load_dataset(
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     if fmt == "yolo":
-        ds = read_yolo(_yaml_in(path), log, default("data.coord_tolerance"), check)
+        ds = read_yolo(_yaml_in(path), log, cfg.coord_tolerance, check)
     elif fmt == "coco":
         ds = read_coco(path, log, iscrowd=iscrowd, check_duplicates=check)
     else:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from detreduce.config import default
 from detreduce.data.model import DetectionDataset
 from detreduce.device import parse_device
 from detreduce.errors import ConfigError, DatasetError
@@ -29,12 +29,12 @@ from detreduce.features.cache import ShardStore, derived_key, image_key, store_d
 from detreduce.features.dataset import CropParams, DecodeDataset, make_loader
 from detreduce.features.preprocess import Preprocess, draft_factor
 from detreduce.features.runtime import resolve_runtime
+from detreduce.settings import CACHE_KEYS as CACHE_KEYS  # re-exported
+from detreduce.settings import FEATURE_DTYPES, FEATURE_LEVELS, FeatureSettings
 
 logger = logging.getLogger("detreduce")
 
-LEVELS = ("image", "box", "both")
-DTYPES = ("float32", "float16")
-CACHE_KEYS = ("stat", "content")
+LEVELS, DTYPES = FEATURE_LEVELS, FEATURE_DTYPES
 Progress = Callable[[int, int], None]
 
 
@@ -154,78 +154,44 @@ def embed_dataset(
     backbone: str | Backbone | None = None,
     level: str | None = None,
     *,
-    device: str | None = None,
-    batch_size: int | None = None,
+    settings: FeatureSettings | Mapping[str, Any] | None = None,
     indices: np.ndarray | list[int] | None = None,
     weights: str | Path | None = None,
     progress: bool | Progress = False,
-    image_size: int | None = None,
-    crop_size: int | None = None,
-    crop_padding: float | None = None,
-    min_crop: int | None = None,
-    crop_batch_size: int | None = None,
-    dtype: str | None = None,
-    cache: bool | None = None,
-    cache_key: str | None = None,
-    workers: int | None = None,
-    threads: int | None = None,
-    allow_download: bool | None = None,
-    amp: bool | None = None,
-    shard_images: int | None = None,
-    runtime: str | None = None,
-    draft_decode: bool | None = None,
+    **overrides: Any,
 ) -> Embeddings:
     """Embed the images (and/or box crops) of a dataset with a pretrained backbone.
 
     Args:
         dataset: the dataset; boxes are read from it for ``level='box'|'both'``.
-        backbone: a registry / torchvision / timm name, or a loaded :class:`Backbone`.
+        backbone: a registry / torchvision / timm name, or a loaded :class:`Backbone`
+            (which then wins over ``settings.backbone``).
         level: ``image``, ``box`` or ``both`` (both from one decode per image).
-        device: ``auto``, ``cpu`` or ``cuda:N``.
-        batch_size: images per forward pass (None: auto for the device).
+        settings: :class:`~detreduce.settings.FeatureSettings` (or a mapping of its
+            keys); built once with ``FeatureSettings.build(settings, backbone=...,
+            level=..., **overrides)``, so every key of ``cfg/features.yaml`` may also
+            be given as a keyword (``device``, ``batch_size``, ``image_size``,
+            ``crop_size``, ``crop_padding``, ``min_crop``, ``crop_batch_size``,
+            ``dtype``, ``cache``, ``cache_key``, ``workers``, ``threads``, ``runtime``,
+            ``draft_decode``, ``amp``, ``shard_images``, ``allow_download``: see that
+            file); unknown keywords raise with suggestions.
         indices: dataset image indices to embed, in output order (None: all).
         weights: checkpoint path, ``random``, or None for the backbone's own weights.
         progress: True for a tqdm bar, or a callable ``(done, total)`` per batch.
-        image_size: override the backbone's input side for whole images.
-        crop_size, crop_padding, min_crop: crop input side, context per side (fraction
-            of box size) and minimum crop side in source pixels.
-        dtype: ``float32`` or ``float16`` for the returned arrays and cache shards.
-        cache: reuse/store rows under ``cache_root()/embeddings``.
-        cache_key: ``stat`` (path+size+mtime) or ``content`` (bytes hash) per image.
-        workers: decode processes (None: auto).
-        threads: torch CPU threads during the call (None: cores minus workers);
-            the previous setting is restored afterwards.
-        runtime: ``auto`` (ONNX Runtime for a neural backbone on CPU when installed,
-            else torch), ``torch`` or ``onnxruntime``.
-        draft_decode: for ``level='image'``, decode JPEGs at 1/2–1/8 scale when the
-            reduced image still covers the input size (faster, nearly the same pixels).
 
-    Every other parameter defaults to ``detreduce/cfg/features.yaml``.
+    ``threads`` (torch CPU threads during the call) is restored afterwards.
+    ``runtime='auto'`` uses ONNX Runtime for a neural backbone on CPU when installed,
+    else torch; ``draft_decode`` (``level='image'``) decodes JPEGs at 1/2–1/8 scale when
+    the reduced image still covers the input size (faster, nearly the same pixels).
     """
     t0 = time.perf_counter()
-    cfg = _Settings.resolve(
-        level=level,
-        device=device,
-        batch_size=batch_size,
-        image_size=image_size,
-        crop_size=crop_size,
-        crop_padding=crop_padding,
-        min_crop=min_crop,
-        crop_batch_size=crop_batch_size,
-        dtype=dtype,
-        cache=cache,
-        cache_key=cache_key,
-        workers=workers,
-        threads=threads,
-        amp=amp,
-        shard_images=shard_images,
-        runtime=runtime,
-        draft_decode=draft_decode,
-    )
+    name = None if isinstance(backbone, Backbone) else backbone
+    fs = FeatureSettings.build(settings, backbone=name, level=level, **overrides)
+    cfg = _Settings.resolve(fs)
     bb = (
         backbone
         if isinstance(backbone, Backbone)
-        else get_backbone(backbone, weights, allow_download=allow_download)
+        else get_backbone(fs.backbone, weights, allow_download=fs.allow_download)
     )
     bb = bb.to(cfg.device, amp=cfg.amp)
     rows = _rows(dataset, indices)
@@ -284,44 +250,27 @@ class _Settings:
     draft_decode: bool
 
     @classmethod
-    def resolve(cls, **given) -> _Settings:
-        v = {k: default(f"features.{k}") if val is None else val for k, val in given.items()}
-        if v["level"] not in LEVELS:
-            raise ConfigError(f"level must be one of {', '.join(LEVELS)}, got {v['level']!r}")
-        if v["dtype"] not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {v['dtype']!r}")
-        if v["cache_key"] not in CACHE_KEYS:
-            raise ConfigError(f"cache_key must be stat or content, got {v['cache_key']!r}")
-        for k in ("batch_size", "crop_batch_size", "image_size"):
-            if v[k] is not None and int(v[k]) < 1:
-                raise ConfigError(f"{k} must be a positive integer, got {v[k]!r}")
-        if int(v["crop_size"]) < 8 or int(v["min_crop"]) < 1:
-            raise ConfigError("crop_size must be >= 8 and min_crop >= 1")
-        if not 0 <= float(v["crop_padding"]) <= 2:
-            raise ConfigError(f"crop_padding must be in [0, 2], got {v['crop_padding']!r}")
-        if v["workers"] is not None and int(v["workers"]) < 0:
-            raise ConfigError(f"workers must be >= 0, got {v['workers']!r}")
-        if v["threads"] is not None and int(v["threads"]) < 1:
-            raise ConfigError(f"threads must be >= 1, got {v['threads']!r}")
-        dev = torch.device(parse_device(v["device"]).torch)
-        resolve_runtime(str(v["runtime"]), dev, takes_uint8=False)  # validates the name
-        workers = auto_workers(dev) if v["workers"] is None else int(v["workers"])
+    def resolve(cls, fs: FeatureSettings) -> _Settings:
+        """The settings with the device and the auto values resolved for this machine."""
+        dev = torch.device(parse_device(fs.device).torch)
+        resolve_runtime(fs.runtime, dev, takes_uint8=False)  # onnxruntime must be installed
+        workers = auto_workers(dev) if fs.workers is None else fs.workers
         return cls(
-            level=v["level"],
+            level=fs.level,
             device=dev,
-            batch_size=v["batch_size"],
-            image_size=v["image_size"],
-            crop=CropParams(int(v["crop_size"]), float(v["crop_padding"]), int(v["min_crop"])),
-            crop_batch_size=v["crop_batch_size"],
-            dtype=v["dtype"],
-            cache=bool(v["cache"]),
-            cache_key=v["cache_key"],
+            batch_size=fs.batch_size,
+            image_size=fs.image_size,
+            crop=CropParams(fs.crop_size, fs.crop_padding, fs.min_crop),
+            crop_batch_size=fs.crop_batch_size,
+            dtype=fs.dtype,
+            cache=fs.cache,
+            cache_key=fs.cache_key,
             workers=workers,
-            threads=auto_threads(workers) if v["threads"] is None else int(v["threads"]),
-            amp=bool(v["amp"]),
-            shard_images=max(1, int(v["shard_images"])),
-            runtime=str(v["runtime"]),
-            draft_decode=bool(v["draft_decode"]),
+            threads=auto_threads(workers) if fs.threads is None else fs.threads,
+            amp=fs.amp,
+            shard_images=fs.shard_images,
+            runtime=fs.runtime,
+            draft_decode=fs.draft_decode,
         )
 
 

@@ -12,10 +12,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from detreduce.errors import ConfigError
 from detreduce.methods import canonical_name, get_method
+from detreduce.settings import BalanceSettings, FeatureSettings, SweepSettings, TrainSettings
 
 #: The full-data baseline: the ``full`` training policy (every train image, every epoch).
 FULL = "full"
@@ -34,6 +35,13 @@ class Protocol:
 
     Two sweeps with equal protocols produce comparable numbers; the protocol hash is
     part of every run id and is checked when a sweep resumes into an existing folder.
+
+    The named fields are the ones every sweep records (and hashes) since the first
+    version. ``settings`` holds, per section (``train``, ``features``, ``balance``), the
+    settings that also change what a trial measures *where they differ from the cfg
+    defaults*; it is left out of :meth:`to_dict` (and so of the hash) when empty, so a
+    sweep run with the defaults keeps the run ids and protocol key of stores written
+    before it existed. Build one with :meth:`from_settings`.
     """
 
     dataset: str
@@ -50,9 +58,77 @@ class Protocol:
     workers: int
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     train_args: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    #: Settings beyond the named fields that change a trial's numbers (per section).
+    MEASURED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "train": ("max_epoch_scale", "amp"),
+        "features": FeatureSettings.VALUE_FIELDS,
+        "balance": (
+            "classes_strata", "boxes_strata", "count_bins", "size_bins", "strategy",
+            "keep_every_class", "metric", "count_edges", "size_edges",
+        ),
+    }  # fmt: skip
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        dataset: str,
+        fingerprint: str,
+        sweep: SweepSettings,
+        train: TrainSettings,
+        features: FeatureSettings | None,
+        balance: BalanceSettings,
+        params: dict[str, dict[str, Any]] | None = None,
+        train_args: dict[str, Any] | None = None,
+    ) -> Protocol:
+        """The protocol of a sweep; ``features`` is None when no method reads embeddings."""
+        changed = {
+            "train": train.changed(cls.MEASURED["train"]),
+            "features": features.changed(cls.MEASURED["features"]) if features else {},
+            "balance": balance.changed(cls.MEASURED["balance"]),
+        }
+        return cls(
+            dataset=dataset,
+            fingerprint=fingerprint,
+            model=train.model,
+            epochs=train.epochs,
+            imgsz=train.imgsz,
+            batch=train.batch,
+            device=train.device,
+            budget=train.budget,
+            backbone=features.backbone if features else "",
+            balance=balance.mode,
+            level=sweep.level,
+            workers=train.workers,
+            params={normalize_method(k): dict(v) for k, v in (params or {}).items()},
+            train_args=dict(train_args or {}),
+            settings={k: v for k, v in changed.items() if v},
+        )
+
+    def train_settings(self) -> TrainSettings:
+        """The train settings the protocol records (the rest at their cfg defaults)."""
+        return TrainSettings.build(
+            self.settings.get("train", {}),
+            model=self.model,
+            epochs=self.epochs,
+            imgsz=self.imgsz,
+            batch=self.batch,
+            device=self.device,
+            budget=self.budget,
+            workers=self.workers,
+        )
+
+    def balance_settings(self) -> BalanceSettings:
+        """The balance every trial selects under (the mode plus any changed settings)."""
+        return BalanceSettings.build(self.settings.get("balance", {}), mode=self.balance)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not out["settings"]:
+            del out["settings"]  # as before the field existed: old protocol keys stay valid
+        return out
 
     def key(self) -> str:
         """Short hash of the protocol (stable across Python versions and machines)."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from detreduce.errors import ConfigError
+from detreduce.settings import EnergySettings, TrainSettings
 from detreduce.sweep.grid import FULL, TrialSpec
 from detreduce.sweep.grid import Protocol as TrainProtocol
 from detreduce.sweep.record import RunRecord, SelectionSummary
@@ -69,7 +70,9 @@ class TrialRunner:
         features_path: ``.npz`` of the train split's embeddings (None if no method uses them).
         embedding: the embedding's energy record and its charge per run that uses it.
         feature_methods: methods that read features (they carry the embedding share).
-        cpu_watts: CPU power for codecarbon on hosts without RAPL (None: the config's).
+        train: how every trial trains (its seed and fraction are set per trial); None:
+            the protocol's (:meth:`~detreduce.sweep.grid.Protocol.train_settings`).
+        energy: the codecarbon settings of every phase's meter (None: the cfg's).
         on_epoch: ``(spec, epochs_done, epochs_total)`` after each training epoch (progress
             bars; not shipped to remote workers).
     """
@@ -82,7 +85,8 @@ class TrialRunner:
     features_path: str | None = None
     embedding: dict[str, Any] = field(default_factory=dict)
     feature_methods: frozenset[str] = frozenset()
-    cpu_watts: float | None = None
+    train: TrainSettings | None = None
+    energy: EnergySettings | None = None
     on_epoch: Callable[[TrialSpec, int, int], None] | None = field(
         default=None, repr=False, compare=False
     )
@@ -164,7 +168,7 @@ class TrialRunner:
         if len(train_rows) == 0:
             raise ConfigError(f"{self.data}: no train split to reduce")
 
-        with EnergyMeter(cpu_watts=self.cpu_watts).measure("selection") as sel_phase:
+        with EnergyMeter(self.energy).measure("selection") as sel_phase:
             exported = self._select(spec, ds, run_dir / "data")
         kept, data_yaml, selection = exported.kept, exported.data_yaml, exported.selection
         summary = (
@@ -258,7 +262,7 @@ class TrialRunner:
             method=spec.method,
             fraction=spec.fraction,
             seed=spec.seed,
-            balance=self.protocol.balance,
+            balance=self.protocol.balance_settings(),
             level=self.protocol.level,
             params=dict(self.protocol.params.get(spec.method, {})) or None,
             features=image,
@@ -273,21 +277,13 @@ class TrialRunner:
         from detreduce.energy import EnergyMeter
         from detreduce.train import train_yolo
 
-        p = self.protocol
+        settings = self.train if self.train is not None else self.protocol.train_settings()
         result = train_yolo(
             data_yaml,
-            model=p.model,
-            epochs=p.epochs,
-            imgsz=p.imgsz,
-            batch=p.batch,
-            device=p.device,
-            seed=spec.seed,
-            workers=p.workers,
-            budget=p.budget,
-            fraction=fraction,
             out_dir=out_dir,
-            train_args=p.train_args or None,
-            energy=EnergyMeter(cpu_watts=self.cpu_watts),
+            settings=settings.replace(seed=spec.seed, fraction=fraction),
+            train_args=self.protocol.train_args or None,
+            energy=EnergyMeter(self.energy),
             on_epoch_end=None if self.on_epoch is None else partial(self.on_epoch, spec),
         )
         return result

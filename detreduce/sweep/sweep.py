@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,20 +26,19 @@ from typing import Any
 import numpy as np
 
 from detreduce import __version__
-from detreduce.config import default, output_root
+from detreduce.config import output_root
 from detreduce.data.atomic import atomic_path, write_text
-from detreduce.device import parse_device
 from detreduce.energy import EnergyMeter
 from detreduce.errors import ConfigError, OutputExistsError
 from detreduce.methods import get_method
-from detreduce.sweep.grid import (
-    FULL,
-    Protocol,
-    TrialSpec,
-    build_grid,
-    normalize_method,
-    parse_fractions,
+from detreduce.settings import (
+    BalanceSettings,
+    EnergySettings,
+    FeatureSettings,
+    SweepSettings,
+    TrainSettings,
 )
+from detreduce.sweep.grid import FULL, Protocol, TrialSpec, build_grid
 from detreduce.sweep.runner import TRIALS_DIR, TrialRunner, get_backend
 from detreduce.sweep.store import RESULTS_NAME, ResultsStore
 from detreduce.train.budget import ULTRALYTICS_NBS, few_steps_warning, plan_epochs
@@ -88,17 +87,12 @@ def uses_features(method: str) -> bool:
     return get_method(method).uses_features
 
 
-def _resolve(value: Any, key: str) -> Any:
-    return default(key) if value is None else value
-
-
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
     write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
     """Create ``out`` or check it holds the same sweep; with ``overwrite`` start afresh."""
-    cfg_path = out / CONFIG_NAME
     if overwrite:
         for name in OWNED:
             target = out / name
@@ -106,30 +100,41 @@ def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    elif cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        diff = [k for k in CONFIG_KEYS if _canon(old.get(k), k) != _canon(config.get(k), k)]
-        if diff:
-            details = "; ".join(
-                f"{k}: {old.get(k)} → {config.get(k)}" for k in diff if k != "protocol"
-            )
-            if "protocol" in diff:
-                po, pn = old.get("protocol", {}), config["protocol"]
-                changed = [k for k in pn if _canon(po.get(k)) != _canon(pn.get(k))]
-                details += ("; " if details else "") + ", ".join(
-                    f"{k}: {po.get(k)} → {pn.get(k)}" for k in changed
-                )
-            raise OutputExistsError(
-                f"{out} holds a sweep with another config ({details}); rerun with the same "
-                "options to resume it, choose another --out, or pass --overwrite to start afresh"
-            )
+    elif _check_resumable(out, config):
         return
-    elif out.exists() and (out / RESULTS_NAME).exists():
-        raise OutputExistsError(
-            f"{out} holds results.csv but no {CONFIG_NAME}; choose another --out or pass --overwrite"
-        )
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(cfg_path, config)
+    _write_json(out / CONFIG_NAME, config)
+
+
+def _old_config(out: Path) -> dict[str, Any] | None:
+    path = out / CONFIG_NAME
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _check_resumable(out: Path, config: dict[str, Any]) -> bool:
+    """True when ``out`` holds this sweep (a resume); raises when it holds another one."""
+    old = _old_config(out)
+    if old is None:
+        if out.exists() and (out / RESULTS_NAME).exists():
+            raise OutputExistsError(
+                f"{out} holds results.csv but no {CONFIG_NAME}; choose another --out or pass "
+                "--overwrite"
+            )
+        return False
+    diff = [k for k in CONFIG_KEYS if _canon(old.get(k), k) != _canon(config.get(k), k)]
+    if diff:
+        details = "; ".join(f"{k}: {old.get(k)} → {config.get(k)}" for k in diff if k != "protocol")
+        if "protocol" in diff:
+            po, pn = old.get("protocol", {}), config["protocol"]
+            changed = [k for k in {**po, **pn} if _canon(po.get(k)) != _canon(pn.get(k))]
+            details += ("; " if details else "") + ", ".join(
+                f"{k}: {po.get(k)} → {pn.get(k)}" for k in changed
+            )
+        raise OutputExistsError(
+            f"{out} holds a sweep with another config ({details}); rerun with the same "
+            "options to resume it, choose another --out, or pass --overwrite to start afresh"
+        )
+    return True
 
 
 def _canon(value: Any, key: str = "") -> str:
@@ -143,6 +148,7 @@ def _embed_once(
     runner_data: Any,
     out: Path,
     protocol: Protocol,
+    features: FeatureSettings,
     charged_runs: int,
     on_event: Callable[[SweepEvent], None] | None,
 ) -> tuple[Path, dict[str, Any]]:
@@ -150,6 +156,7 @@ def _embed_once(
 
     The features cache is bypassed on purpose: a cache hit would cost ~0 kWh and hide
     the price a user pays the first time; the sweep folder keeps its own copy instead.
+    The embedding's kWh is split evenly over the ``charged_runs`` runs that read it.
     """
     info_path, feats_path = out / EMBEDDING_NAME, out / FEATURES_NAME
     if info_path.exists() and feats_path.exists():
@@ -157,6 +164,7 @@ def _embed_once(
         if (
             info.get("fingerprint") == protocol.fingerprint
             and info.get("backbone") == protocol.backbone
+            and info.get("settings", {}) == protocol.settings.get("features", {})
         ):
             log.info("reusing the sweep's embeddings (%s)", feats_path)
             return feats_path, info
@@ -167,12 +175,11 @@ def _embed_once(
     ds = runner_data.dataset()
     train = ds.split("train")
     level = "both" if protocol.level == "box" else "image"
-    with EnergyMeter(cpu_watts=runner_data.cpu_watts).measure("embedding") as phase:
+    with EnergyMeter(runner_data.energy).measure("embedding") as phase:
         emb = embed_dataset(
             train,
-            backbone=protocol.backbone,
+            settings=features,
             level=level,
-            device=parse_device(protocol.device).torch,
             progress=False,
             cache=False,  # measure what embedding really costs, not a cache read
         )
@@ -196,58 +203,57 @@ def _embed_once(
         "seconds": r.seconds,
         "energy_mode": r.cpu_mode,
         "gpu_mode": r.gpu_mode,
-        "charge": "split",
         "charged_runs": charged_runs,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if protocol.settings.get("features"):
+        info["settings"] = protocol.settings["features"]
     _write_json(info_path, info)
     return feats_path, info
 
 
-def _warn_if_too_few_steps(protocol: Protocol, n_train: int, fraction: float) -> None:
+def _warn_if_too_few_steps(
+    train: TrainSettings, train_args: dict[str, Any], n_train: int, fraction: float
+) -> None:
     """Warn once when the sweep's smallest run would be trained for too few steps."""
     n = max(1, math.ceil(fraction * n_train))
-    scale = float(default("train.max_epoch_scale"))
     plan = plan_epochs(
-        protocol.epochs, budget=protocol.budget, fraction=fraction, max_epoch_scale=scale
+        train.epochs, budget=train.budget, fraction=fraction, max_epoch_scale=train.max_epoch_scale
     )
-    epochs = plan.epochs
-    nbs = int(protocol.train_args.get("nbs", ULTRALYTICS_NBS))
+    nbs = int(train_args.get("nbs", ULTRALYTICS_NBS))
     what = f"the smallest run at fraction {fraction:g}"
-    text = few_steps_warning(
-        n, epochs, protocol.batch, nbs, int(default("train.min_optimizer_steps")), what
-    )
+    text = few_steps_warning(n, plan.epochs, train.batch, nbs, train.min_optimizer_steps, what)
     if text:
         log.warning(text)
 
 
+def _check_per_run(train: TrainSettings) -> None:
+    """A sweep sets seed and fraction per run: a changed value in ``train`` would be ignored."""
+    given = train.changed(("seed", "fraction"))
+    if given:
+        raise ConfigError(
+            f"run_sweep sets train {', '.join(given)} per run (seeds from sweep.seeds, the "
+            f"fraction from the selection); got train settings {given}: give seeds=[...] in "
+            "the sweep settings instead"
+        )
+
+
 def run_sweep(
     data: str | Path,
-    methods: Sequence[str] | None = None,
-    fractions: Sequence[float] | None = None,
-    seeds: Sequence[int] | None = None,
     out: str | Path | None = None,
     *,
-    model: str | None = None,
-    epochs: int | None = None,
-    imgsz: int | None = None,
-    batch: int | None = None,
-    device: str | None = None,
-    budget: str | None = None,
-    workers: int | None = None,
-    backbone: str | None = None,
-    balance: str | None = None,
-    level: str | None = None,
+    sweep: SweepSettings | Mapping[str, Any] | None = None,
+    train: TrainSettings | Mapping[str, Any] | None = None,
+    features: FeatureSettings | Mapping[str, Any] | None = None,
+    balance: BalanceSettings | Mapping[str, Any] | str | None = None,
+    energy: EnergySettings | Mapping[str, Any] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
     train_args: dict[str, Any] | None = None,
     format: str | None = None,
     on_error: str | None = None,
-    backend: str | None = None,
-    retry_failed: bool | None = None,
     overwrite: bool = False,
     on_event: Callable[[SweepEvent], None] | None = None,
     command: str | None = None,
-    cpu_watts: float | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep and return where its results are.
 
@@ -255,66 +261,84 @@ def run_sweep(
     is always added). Per run: select → export → train → validate, each phase's energy
     measured; the row is appended to ``OUT/results.csv`` as soon as the run ends. Runs
     already in the store (status ``ok``) are skipped; failed runs are recorded with
-    their one-line error and retried on the next rerun when ``retry_failed``.
+    their one-line error and retried on the next rerun when ``sweep.retry_failed``.
+
+    Settings (each a settings object, a mapping of its keys, or None for the cfg
+    defaults; built once through its class's ``build``, so bad values fail here,
+    before any data is read):
+
+    - ``sweep`` (:class:`~detreduce.settings.SweepSettings`): methods, fractions,
+      seeds, level (select on image or box embeddings), backend, retry_failed;
+    - ``train`` (:class:`~detreduce.settings.TrainSettings`): how every run trains;
+      ``seed`` and ``fraction`` are set per run (changing them here raises);
+    - ``features`` (:class:`~detreduce.settings.FeatureSettings`): how the train split
+      is embedded, once per sweep, when a method reads embeddings; its ``level`` and
+      ``cache`` are set by the sweep; None embeds with the defaults on ``train.device``;
+    - ``balance`` (:class:`~detreduce.settings.BalanceSettings`, or just the mode);
+    - ``energy`` (:class:`~detreduce.settings.EnergySettings`): the codecarbon meter of
+      every phase (``cpu_watts``: the CPU power on hosts without RAPL, recorded in each
+      row's ``energy_mode``, e.g. ``cpu_load@65W``).
 
     ``params`` maps a method to its reducer parameters; ``train_args`` passes other
     Ultralytics train arguments (e.g. ``{"nbs": 16}``) to every run; both are part of
-    the protocol. ``cpu_watts`` is the CPU power codecarbon uses on hosts without RAPL
-    (recorded in each row's ``energy_mode``, e.g. ``cpu_load@65W``). Defaults come from ``detreduce/cfg/sweep.yaml`` and the ``train``,
-    ``features`` and ``balance`` sections, the same ones the CLI shows.
+    the protocol, as are the settings that change what a run measures
+    (:class:`~detreduce.sweep.grid.Protocol`).
     """
     from detreduce.data.load import load_dataset
 
-    methods = [normalize_method(m) for m in _resolve(methods, "sweep.methods")]
-    fractions = parse_fractions(_resolve(fractions, "sweep.fractions"))
-    seeds = [int(s) for s in _resolve(seeds, "sweep.seeds")]
-    if not fractions:
-        raise ConfigError(
-            "fractions: give at least one fraction below 1, e.g. --fractions 0.25,0.5"
-        )
-    EnergyMeter(cpu_watts=cpu_watts)  # a bad power figure fails before any run
-    retry_failed = bool(_resolve(retry_failed, "sweep.retry_failed"))
-    runner_backend = get_backend(_resolve(backend, "sweep.backend"))
-
+    sweep = SweepSettings.build(sweep)
+    train = TrainSettings.build(train)
+    _check_per_run(train)
+    features = FeatureSettings.build(features if features is not None else {"device": train.device})
+    balance = BalanceSettings.build(balance)
+    energy = EnergySettings.build(energy)
+    runner_backend = get_backend(sweep.backend)
+    methods, fractions, seeds = list(sweep.methods), list(sweep.fractions), list(sweep.seeds)
     needs_features = any(uses_features(m) for m in methods)
+    out = Path(out) if out is not None else output_root() / f"sweep-{Path(data).stem}"
+    out = out.absolute()
+    grid_methods = list(
+        dict.fromkeys(
+            s.method for s in build_grid(methods, fractions, seeds, "") if s.method != FULL
+        )
+    )
+
+    def protocol_of(fingerprint: str) -> Protocol:
+        return Protocol.from_settings(
+            dataset=str(Path(data).absolute()),
+            fingerprint=fingerprint,
+            sweep=sweep,
+            train=train,
+            features=features if needs_features else None,
+            balance=balance,
+            params=params,
+            train_args=train_args,
+        )
+
+    def comparable(protocol: Protocol) -> dict[str, Any]:
+        p = protocol.to_dict()
+        return {"methods": grid_methods, "fractions": fractions, "seeds": seeds, "protocol": p}
+
+    if not overwrite:  # another sweep in OUT fails before the dataset is read
+        old = _old_config(out) or {}
+        _check_resumable(
+            out, comparable(protocol_of(old.get("protocol", {}).get("fingerprint", "")))
+        )
+
     ds = load_dataset(data, format=format, on_error=on_error)
     n_train = len(ds.split_indices("train"))
     if n_train == 0:
         raise ConfigError(f"{data}: the dataset has no train split to reduce")
-    protocol = Protocol(
-        dataset=str(Path(data).absolute()),
-        fingerprint=ds.fingerprint(),
-        model=str(_resolve(model, "train.model")),
-        epochs=int(_resolve(epochs, "train.epochs")),
-        imgsz=int(_resolve(imgsz, "train.imgsz")),
-        batch=int(_resolve(batch, "train.batch")),
-        device=str(_resolve(device, "train.device")),
-        budget=str(_resolve(budget, "train.budget")),
-        backbone=str(_resolve(backbone, "features.backbone")) if needs_features else "",
-        balance=str(_resolve(balance, "balance.mode")),
-        level=str(_resolve(level, "sweep.level")),
-        workers=int(_resolve(workers, "train.workers")),
-        params={normalize_method(k): dict(v) for k, v in (params or {}).items()},
-        train_args=dict(train_args or {}),
-    )
-    if protocol.budget not in ("epochs", "steps"):
-        raise ConfigError(f"budget must be 'epochs' or 'steps', got {protocol.budget!r}")
-    _warn_if_too_few_steps(protocol, n_train, min(fractions))
+    protocol = protocol_of(ds.fingerprint())
+    _warn_if_too_few_steps(train, protocol.train_args, n_train, min(fractions))
     key = protocol.key()
     grid = build_grid(methods, fractions, seeds, key)
-    grid_methods = list(dict.fromkeys(s.method for s in grid if s.method != FULL))
 
-    out = Path(out) if out is not None else output_root() / f"sweep-{Path(data).stem}"
-    out = out.absolute()
     config = {
         "data": str(Path(data).absolute()),
-        "methods": grid_methods,
-        "fractions": fractions,
-        "seeds": seeds,
-        "protocol": protocol.to_dict(),
+        **comparable(protocol),
         "protocol_key": key,
         "backend": runner_backend.name,
-        "embed_charge": default("sweep.embed_charge"),
         "n_train": n_train,
         "n_val": int(len(ds.split_indices("val"))),
         "runs": len(grid),
@@ -332,7 +356,8 @@ def run_sweep(
         format=format,
         on_error=on_error,
         feature_methods=feature_methods,
-        cpu_watts=cpu_watts,
+        train=train,
+        energy=energy,
     )
     runner._cache["dataset"] = ds
     if on_event is not None:
@@ -340,7 +365,7 @@ def run_sweep(
             SweepEvent("epoch", index + 1, total, spec, {"epoch": done, "epochs": n})
         )
     store = ResultsStore(out / RESULTS_NAME)
-    done = store.finished(("ok",) if retry_failed else ("ok", "failed"))
+    done = store.finished(("ok",) if sweep.retry_failed else ("ok", "failed"))
     todo = [s for s in grid if s.run_id not in done]
     total = len(grid)
     log.info(
@@ -356,7 +381,7 @@ def run_sweep(
 
     if feature_methods and any(s.method in feature_methods for s in todo):
         charged = sum(1 for s in grid if s.method in feature_methods)
-        feats, info = _embed_once(runner, out, protocol, charged, on_event)
+        feats, info = _embed_once(runner, out, protocol, features, charged, on_event)
         runner.features_path, runner.embedding = str(feats), info
 
     index = total - len(todo)

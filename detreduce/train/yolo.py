@@ -161,7 +161,6 @@ def train_yolo(
     cfg = TrainSettings.build(settings, **overrides)
     model = _model_path(cfg.model)
     imgsz, batch, seed, workers = cfg.imgsz, cfg.batch, cfg.seed, cfg.workers
-    device = cfg.resolved_device.ultralytics
     max_epoch_scale, amp, verbose = cfg.max_epoch_scale, cfg.amp, cfg.verbose
     clash = sorted(set(train_args or {}) & _OWNED)
     if clash:
@@ -184,6 +183,7 @@ def train_yolo(
     data = resolve_data_yaml(data_yaml)
     if on_error is not None:
         _check_labels(data.source, on_error)
+    device = cfg.resolved_device.ultralytics  # "auto" resolved here (imports torch)
     for stale in ("train", "val", RESULT_FILE):
         target = out / stale
         if target.is_dir():
