@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from detreduce.cli.app import app
-from detreduce.cli.common import DataArg, FormatOpt
+from detreduce.cli.common import ON_ERROR_DEFAULT, DataArg, FormatOpt, OnErrorOpt
 from detreduce.config import default
 
 
@@ -53,10 +53,14 @@ def embed(
         help="Let torchvision/timm download weights missing offline.",
     ),
     format: FormatOpt = None,
+    on_error: OnErrorOpt = ON_ERROR_DEFAULT,
 ) -> None:
     """Embed every image (and/or box crop) with a pretrained backbone; cached on disk.
 
     A second run reuses the cache; changed or added images are the only ones recomputed.
+    Bad items (unreadable images, malformed labels) are skipped and summarized with
+    --on-error warn, or stop the command with raise. Options and an existing --out
+    (without --overwrite) are checked before any image is read.
     """
     from rich.console import Console
     from rich.progress import (
@@ -69,16 +73,33 @@ def embed(
     )
 
     from detreduce.data.load import load_dataset
-    from detreduce.errors import ConfigError
+    from detreduce.errors import ConfigError, OutputExistsError
     from detreduce.features import embed_dataset, export_embeddings, get_backbone
+    from detreduce.settings import FeatureSettings
 
-    ds = load_dataset(data, format=format)
+    if out is not None and Path(out).exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    # The same object embed_dataset takes, built (and checked) once from the options.
+    settings = FeatureSettings.build(
+        backbone=backbone,
+        level=level,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        threads=threads,
+        image_size=image_size,
+        runtime=runtime,
+        dtype=dtype,
+        cache=cache,
+        allow_download=allow_download,
+    )
+    ds = load_dataset(data, format=format, on_error=on_error)
     indices = None
     if split is not None:
         indices = ds.split_indices(split)
         if len(indices) == 0:
             raise ConfigError(f"--split {split!r} has no images; splits: {', '.join(ds.splits)}")
-    model = get_backbone(backbone, weights, allow_download=allow_download)
+    model = get_backbone(settings.backbone, weights, allow_download=settings.allow_download)
     console = Console(stderr=True)
     columns = (
         TextColumn("embed"),
@@ -96,21 +117,7 @@ def embed(
             rate = f"{done / elapsed:.1f}" if elapsed > 0 else "-"
             bar.update(task, completed=done, total=total, rate=rate)
 
-        emb = embed_dataset(
-            ds,
-            model,
-            level,
-            device=device,
-            batch_size=batch_size,
-            indices=indices,
-            progress=report,
-            image_size=image_size,
-            dtype=dtype,
-            cache=cache,
-            workers=workers,
-            threads=threads,
-            runtime=runtime,
-        )
+        emb = embed_dataset(ds, model, settings=settings, indices=indices, progress=report)
     rate = f" at {emb.computed / emb.seconds:.1f} img/s" if emb.computed and emb.seconds else ""
     typer.echo(
         f"{emb.num_images} images ({emb.computed} computed{rate}, {emb.cached} from cache), "

@@ -79,7 +79,9 @@ def reduce(
         overwrite=overwrite,
     )
     manifest = json.loads((result.out_dir / "selection.json").read_text())
-    table = Table(title=f"{settings.method}: {len(result.kept)} of {result.images_before} train images kept")
+    table = Table(
+        title=f"{settings.method}: {len(result.kept)} of {result.images_before} train images kept"
+    )
     for col in ("class", "images before", "images after", "boxes before", "boxes after"):
         table.add_column(col, justify="right" if col != "class" else "left")
     for name, before in manifest["classes_before"].items():
