@@ -39,9 +39,7 @@ def demo(
         result = run_demo(
             data,
             out,
-            epochs=epochs,
-            imgsz=imgsz,
-            device=device,
+            train={"epochs": epochs, "imgsz": imgsz, "device": device},
             download=download,
             overwrite=overwrite,
             on_event=on_event,

@@ -68,6 +68,24 @@ class MethodSpec:
                 f"method {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
             )
 
+    @classmethod
+    def from_class(cls, method_cls: type, kind: str, aliases: tuple[str, ...] = ()) -> MethodSpec:
+        """A spec from a method class's attributes (``name``, ``summary``, ``reference``,
+        and the traits ``uses_features``, ``joint``, ``balanced``, ``baseline`` where set)."""
+        traits = {
+            t: getattr(method_cls, t)
+            for t in ("uses_features", "joint", "balanced", "baseline", "reference")
+            if hasattr(method_cls, t)
+        }
+        return cls(
+            name=method_cls.name,
+            kind=kind,
+            summary=method_cls.summary,
+            factory=method_cls,
+            aliases=tuple(aliases),
+            **traits,
+        )
+
     @property
     def label(self) -> str:
         """Name for reports: a baseline says what it is (``random (uniform random)``)."""
@@ -175,9 +193,18 @@ def canonical_name(name: str) -> str:
     raise ConfigError(f"unknown method {name!r}.{hint} Run `detreduce methods` for the list.")
 
 
-def get_method(name: str) -> MethodSpec:
-    """The spec of a method by name or alias (unknown names fail with suggestions)."""
-    return _SPECS[canonical_name(name)]
+def get_method(name: str, kind: str | None = None) -> MethodSpec:
+    """The spec of a method by name or alias (unknown names fail with suggestions).
+
+    With ``kind``, a method of another kind raises ``ConfigError`` saying what it is.
+    """
+    spec = _SPECS[canonical_name(name)]
+    if kind is not None and spec.kind != kind:
+        others = ", ".join(s.name for s in list_methods(kind=kind))
+        raise ConfigError(
+            f"method {spec.name!r} is of kind {spec.kind!r}, not {kind!r}; {kind} methods: {others}"
+        )
+    return spec
 
 
 def list_methods(pattern: str | None = None, kind: str | None = None) -> list[MethodSpec]:

@@ -145,20 +145,7 @@ def register(*aliases: str):
     """
 
     def wrap(cls: type[Reducer]) -> type[Reducer]:
-        catalog.register(
-            catalog.MethodSpec(
-                name=cls.name,
-                kind="embedding",
-                summary=cls.summary,
-                factory=cls,
-                aliases=tuple(aliases),
-                uses_features=cls.uses_features,
-                joint=cls.joint,
-                balanced=cls.balanced,
-                baseline=cls.baseline,
-                reference=cls.reference,
-            )
-        )
+        catalog.register(catalog.MethodSpec.from_class(cls, "embedding", aliases))
         return cls
 
     return wrap
@@ -174,9 +161,4 @@ def get_reducer(name: str, **params: Any) -> Reducer:
 
     Parameter values are checked when it runs (``select``), as scikit-learn does.
     """
-    spec = catalog.get_method(name)
-    if spec.kind != "embedding":
-        raise ConfigError(
-            f"method {spec.name!r} is a {spec.kind} method, not a reducer on embeddings"
-        )
-    return spec.create(validate=False, **params)
+    return catalog.get_method(name, kind="embedding").create(validate=False, **params)

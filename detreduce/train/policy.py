@@ -64,6 +64,10 @@ class TrainingPolicy:
     reference: ClassVar[str] = ""
     #: What the policy is when it is a baseline, for reports ("" otherwise).
     baseline: ClassVar[str] = ""
+    #: Catalog traits: a policy reads no embeddings (it may later read its own losses)
+    #: and runs on the whole split, so class balance does not apply to it.
+    uses_features: ClassVar[bool] = False
+    balanced: ClassVar[bool] = False
     shuffle: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ parameters
@@ -223,13 +227,7 @@ def get_policy(name: str, **params: Any) -> TrainingPolicy:
     """
     from detreduce.methods import catalog
 
-    spec = catalog.get_method(name)
-    if spec.kind != "training":
-        raise ConfigError(
-            f"method {spec.name!r} is a {spec.kind} method, not a training policy; "
-            f"training policies: {', '.join(sorted(POLICIES))}"
-        )
-    return spec.create(**params)
+    return catalog.get_method(name, kind="training").create(**params)
 
 
 def as_policy(policy: TrainingPolicy | None) -> TrainingPolicy:
@@ -250,18 +248,7 @@ def _register_in_catalog() -> None:
     from detreduce.methods import catalog
 
     for cls in POLICIES.values():
-        catalog.register(
-            catalog.MethodSpec(
-                name=cls.name,
-                kind="training",
-                summary=cls.summary,
-                factory=cls,
-                uses_features=False,
-                balanced=False,
-                reference=cls.reference,
-                baseline=cls.baseline,
-            )
-        )
+        catalog.register(catalog.MethodSpec.from_class(cls, "training"))
 
 
 _register_in_catalog()
