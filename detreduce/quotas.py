@@ -21,11 +21,9 @@ exactly the reverse order (the smaller stratum, then the higher index). Remainde
 compared exactly, as the integers ``budget * sizes[i] - q[i] * T`` (no float epsilons).
 Without lower bounds every quota is the floor or the ceiling of its share.
 
-Both loops are computed without looping: step 2 gives at most one row per stratum (the
-deficit is below the number of strata with a positive remainder), so it is one sort;
-in step 3 a stratum's successive remainders drop by exactly 1, all starting in (-1, 0],
-so rows are taken back level by level, and the level is found from the sorted removable
-counts. O(S log S) for S strata.
+Step 2 gives at most one row per stratum (the deficit is below the number of strata
+with a positive remainder), so it is one sort: O(S log S) for S strata. Step 3 runs at
+most ``sum(lower)`` rounds of O(S log S) (the lower bounds are a few reserved rows).
 """
 
 from __future__ import annotations
@@ -114,35 +112,15 @@ def allocate(
         # largest remainder first, then the larger stratum, then the lower index
         ranked = open_[np.lexsort((index[open_], -sizes[open_], -gap[open_]))]
         quota[ranked[:missing]] += 1  # at most one row each (module docstring)
-    elif missing < 0:
-        quota -= _take_back(quota - lower, quota * total - share, sizes, -missing)
+    elif missing < 0:  # lower bounds lifted quotas above the budget: give rows back
+        over = quota * total - share  # how far above its share, times total
+        for _ in range(-missing):  # at most sum(lower) rounds (a few reserved rows)
+            cand = np.flatnonzero(quota > lower)
+            # smallest remainder (largest excess) first, then the smaller stratum, higher index
+            i = cand[np.lexsort((-index[cand], sizes[cand], -over[cand]))[0]]
+            quota[i] -= 1
+            over[i] -= total
     return quota
-
-
-def _take_back(room: np.ndarray, over: np.ndarray, sizes: np.ndarray, excess: int) -> np.ndarray:
-    """Rows to take back per stratum: the ``excess`` largest of ``over[i] - j * total``
-    (``j < room[i]``) over all strata, ties to the smaller stratum then the higher index.
-
-    Every removable stratum starts with ``over`` in ``(-total, 0]`` and loses ``total`` per
-    row taken, so a whole level ``j`` ranks above level ``j + 1``: the first ``L`` levels
-    go whole (``sum(min(room, L)) <= excess``), then part of level ``L`` by ``over``.
-    """
-    s = len(room)
-    ordered = np.sort(room)
-    before = np.concatenate([[0], np.cumsum(ordered)])  # before[m]: sum of the m smallest
-    # taken(L) = before[m] + L * (s - m) for L in [ordered[m-1], ordered[m]]
-    at_breaks = before[:-1] + ordered * (s - np.arange(s))
-    m = int(np.searchsorted(at_breaks, excess, side="right"))
-    level = (excess - int(before[m])) // (s - m)  # m < s since excess < sum(room) here
-    taken = np.minimum(room, level)
-    left = excess - int(taken.sum())
-    if left:
-        index = np.arange(s)
-        cand = np.flatnonzero(room > level)
-        # smallest remainder (largest over) first, then the smaller stratum, higher index
-        ranked = cand[np.lexsort((-index[cand], sizes[cand], -over[cand]))]
-        taken[ranked[:left]] += 1
-    return taken
 
 
 def check_quotas(

@@ -220,7 +220,7 @@ def test_feature_method_without_features_and_bad_options_raise():
     ds = skewed_dataset(n=20)
     with pytest.raises(ConfigError, match="needs embeddings"):
         balanced_select(ds, Spy(), 0.5, mode="classes")
-    with pytest.raises(ConfigError, match="balance must be one of"):
+    with pytest.raises(ConfigError, match="balance.mode: expected one of"):
         balanced_select(ds, get_reducer("random"), 0.5, mode="class")
     with pytest.raises(ConfigError, match="strategy"):
         balanced_select(ds, get_reducer("random"), 0.5, mode="classes", strategy="both")
