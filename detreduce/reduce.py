@@ -16,7 +16,7 @@ from detreduce.data.load import load_dataset
 from detreduce.data.model import DetectionDataset
 from detreduce.errors import DatasetError, OutputExistsError
 from detreduce.methods import get_method
-from detreduce.settings import BalanceSettings, FeatureSettings, ReduceSettings
+from detreduce.settings import BalanceSettings, DataSettings, FeatureSettings, ReduceSettings
 
 logger = logging.getLogger("detreduce")
 
@@ -82,10 +82,13 @@ def reduce_dataset(
     check_output(out, overwrite)
     cfg = ReduceSettings.build(settings, **overrides)
     balance = BalanceSettings.build(balance)
+    reading = DataSettings.build(on_error=on_error)
     named = embedding is not None  # with ``features`` given, only a given backbone names them
     embedding = FeatureSettings.build(embedding, level="both" if cfg.level == "box" else "image")
     spec = get_method(cfg.method)
-    ds = data if isinstance(data, DetectionDataset) else load_dataset(data, format, on_error)
+    ds = (
+        data if isinstance(data, DetectionDataset) else load_dataset(data, format, settings=reading)
+    )
     train = ds.split("train")
     if train.num_images == 0:
         raise DatasetError(f"{ds.source}: no train images to reduce")

@@ -170,5 +170,5 @@ def test_coco_annotation_problems(syn, mutate, kind):
 
 
 def test_on_error_value_is_checked(syn):
-    with pytest.raises(ValueError, match="on_error must be one of warn, raise"):
+    with pytest.raises(ValueError, match="data.on_error: expected one of warn, raise"):
         load_dataset(syn, on_error="ignore")

@@ -39,7 +39,7 @@ def test_measure_records_energy_and_writes_nothing(tmp_path, monkeypatch):
 
 def test_meter_keeps_phases_in_order_and_totals(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    meter = EnergyMeter(country_iso_code="FRA", tracking_mode="machine")
+    meter = EnergyMeter({"country": "FRA", "tracking_mode": "machine"})
     for phase in ("embedding", "selection"):
         with meter.measure(phase):
             _busy(0.05)
@@ -111,17 +111,18 @@ def test_disabled_meter_records_seconds_without_warning(detreduce_log):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"tracking_mode": "host"}, "tracking_mode"),
-        ({"country_iso_code": "US"}, "alpha-3"),
-        ({"measure_power_secs": 0}, "measure_power_secs"),
-        ({"cpu_watts": 0}, "cpu_watts"),
-        ({"cpu_watts": -65}, "cpu_watts"),
-        ({"cpu_watts": "lots"}, "cpu_watts"),
+        ({"tracking_mode": "host"}, "train.energy_tracking_mode: expected one of process"),
+        ({"country": "US"}, "train.energy_country: expected an ISO 3166-1 alpha-3"),
+        ({"measure_secs": 0}, "train.energy_measure_secs: expected a number > 0"),
+        ({"cpu_watts": 0}, "train.energy_cpu_watts: expected a power in watts > 0"),
+        ({"cpu_watts": -65}, "train.energy_cpu_watts"),
+        ({"cpu_watts": "lots"}, "train.energy_cpu_watts"),
+        ({"country_iso_code": "FRA"}, "unknown EnergySettings setting 'country_iso_code'"),
     ],
 )
 def test_bad_settings_raise(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        EnergyMeter(**kwargs)
+        EnergyMeter(kwargs)
 
 
 def test_cpu_watts_scales_the_cpu_estimate_where_there_is_no_rapl():
@@ -129,7 +130,7 @@ def test_cpu_watts_scales_the_cpu_estimate_where_there_is_no_rapl():
 
     records = {}
     for watts in (10.0, 100.0):
-        with EnergyMeter(cpu_watts=watts, measure_power_secs=1).measure("busy") as m:
+        with EnergyMeter({"cpu_watts": watts, "measure_secs": 1}).measure("busy") as m:
             _busy(2.0)
         records[watts] = m.record
     if is_rapl_available():  # a measured counter wins over any given figure

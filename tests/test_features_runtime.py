@@ -100,7 +100,7 @@ def test_non_neural_backbone_stays_on_torch(synth):
 
 
 def test_bad_runtime_name_is_a_config_error(synth):
-    with pytest.raises(ConfigError, match="runtime must be one of"):
+    with pytest.raises(ConfigError, match="features.runtime: expected one of auto, torch"):
         embed_dataset(synth, "hist_hog", "image", runtime="fast", **FAST)
 
 

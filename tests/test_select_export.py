@@ -55,7 +55,7 @@ def test_reduce_and_sweep_trial_export_identically(
     data, ds, X = synth
     reduced = reduce_dataset(
         ds, method=method, fraction=fraction, seed=seed, balance=balance,
-        params=params, features=X, backbone="mobilenet_v2", out=tmp_path / "reduce",
+        params=params, features=X, embedding={"backbone": "mobilenet_v2"}, out=tmp_path / "reduce",
     )  # fmt: skip
     trial = _trial_export(data, ds, X, tmp_path / "sweep", method, fraction, seed, balance, params)
 

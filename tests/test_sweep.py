@@ -19,6 +19,7 @@ from detreduce.sweep import ResultsStore, build_grid, read_results, run_sweep
 from detreduce.sweep.grid import Protocol
 
 TINY = {"epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu", "workers": 0}
+UF = {"methods": ["ultralytics-fraction"], "fractions": [0.5], "seeds": [0]}
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, t
     assert len(first) == 1 and first[0]["method"] == "full" and first[0]["status"] == "ok"
 
     result = run_sweep(
-        tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **TINY, command="test", cpu_watts=20
+        tiny_data, out, sweep=UF, train=TINY, energy={"cpu_watts": 20}, command="test"
     )
     assert (result.total, result.skipped) == (3, 1)
     rows = ResultsStore(out / "results.csv").rows()
@@ -165,10 +166,10 @@ def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, t
         assert (df.loc[["random", "ultralytics_fraction"], "energy_mode"] == "cpu_load@20W").all()
 
     # a plain rerun does nothing; another config into the same folder is refused
-    again = run_sweep(tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **TINY)
+    again = run_sweep(tiny_data, out, sweep=UF, train=TINY)
     assert (again.ran, again.skipped) == (0, 3)
     with pytest.raises(OutputExistsError, match="epochs: 1 → 2"):
-        run_sweep(tiny_data, ["ultralytics-fraction"], [0.5], [0], out, **{**TINY, "epochs": 2})
+        run_sweep(tiny_data, out, sweep=UF, train={**TINY, "epochs": 2})
 
     from detreduce.report import write_report
 
@@ -209,7 +210,9 @@ def test_bad_cpu_watts_is_one_line_before_any_run(tiny_data, tmp_path, capsys):
     args = ["sweep", str(tiny_data), "--out", str(tmp_path / "s"), "--cpu-watts", "0"]
     assert main(args) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last == "detreduce: error: cpu_watts must be a power in watts > 0, got 0.0"
+    assert last == (
+        "detreduce: error: train.energy_cpu_watts: expected a power in watts > 0 or null, got 0.0"
+    )
     assert not (tmp_path / "s").exists()
 
 
@@ -226,7 +229,8 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tiny_data, tmp_path, monke
 
     monkeypatch.setattr(TrialRunner, "_train", flaky_train)
     out = tmp_path / "sweep"
-    result = run_sweep(tiny_data, ["random"], [0.5], [0], out, **TINY)
+    random_half = {"methods": ["random"], "fractions": [0.5], "seeds": [0]}
+    result = run_sweep(tiny_data, out, sweep=random_half, train=TINY)
     assert (result.ran, result.failed) == (2, 1)
     df = read_results(out).set_index("method")
     assert df.loc["full", "status"] == "failed"
@@ -234,7 +238,7 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tiny_data, tmp_path, monke
     assert df.loc["random", "status"] == "ok"  # the sweep went on
 
     monkeypatch.setattr(TrialRunner, "_train", real_train)  # fixed: the rerun retries it
-    again = run_sweep(tiny_data, ["random"], [0.5], [0], out, **TINY)
+    again = run_sweep(tiny_data, out, sweep=random_half, train=TINY)
     assert (again.ran, again.skipped, again.failed) == (1, 1, 0)
     assert read_results(out).set_index("method").loc["full", "status"] == "ok"
     assert len(read_results(out, latest=False)) == 3

@@ -263,18 +263,14 @@ def test_few_steps_warning_names_the_fix():
 def test_sweep_warns_once_about_its_smallest_run(caplog):
     import logging
 
-    from detreduce.sweep.grid import Protocol
+    from detreduce.settings import TrainSettings
     from detreduce.sweep.sweep import _warn_if_too_few_steps
 
-    base = dict(dataset="d", fingerprint="f", model="yolov8n.yaml", epochs=12, imgsz=64)
-    base |= dict(batch=8, device="cpu", budget="epochs", backbone="", balance="none")
-    base |= dict(level="image", workers=0)
+    base = TrainSettings.build(epochs=12, imgsz=64, batch=8, device="cpu", workers=0)
     with caplog.at_level(logging.WARNING, logger="detreduce"):
-        _warn_if_too_few_steps(Protocol(**base), 205, 0.25)
-        _warn_if_too_few_steps(Protocol(**base, train_args={"nbs": 8}), 205, 0.5)
-        _warn_if_too_few_steps(
-            Protocol(**{**base, "budget": "steps"}, train_args={"nbs": 8}), 205, 0.25
-        )
+        _warn_if_too_few_steps(base, {}, 205, 0.25)
+        _warn_if_too_few_steps(base, {"nbs": 8}, 205, 0.5)
+        _warn_if_too_few_steps(base.replace(budget="steps"), {"nbs": 8}, 205, 0.25)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1
     assert warned[0].startswith("the smallest run at fraction 0.25 (52 images, 12 epochs")

@@ -75,7 +75,7 @@ def embed(
     from detreduce.data.load import load_dataset
     from detreduce.errors import ConfigError, OutputExistsError
     from detreduce.features import embed_dataset, export_embeddings, get_backbone
-    from detreduce.settings import FeatureSettings
+    from detreduce.settings import DataSettings, FeatureSettings
 
     if out is not None and Path(out).exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
@@ -93,7 +93,8 @@ def embed(
         cache=cache,
         allow_download=allow_download,
     )
-    ds = load_dataset(data, format=format, on_error=on_error)
+    reading = DataSettings.build(on_error=on_error)
+    ds = load_dataset(data, format=format, settings=reading)
     indices = None
     if split is not None:
         indices = ds.split_indices(split)

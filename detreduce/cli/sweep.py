@@ -47,7 +47,11 @@ def command_line() -> str:
 
 
 def sweep_progress():
-    """A rich progress bar and an ``on_event`` callback that drives it (run i/N)."""
+    """A rich progress bar and an ``on_event`` callback that drives it (run i/N).
+
+    The bar (a context manager) shows from the first event on, so an error raised while
+    the arguments are checked prints alone, on one line.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -61,7 +65,16 @@ def sweep_progress():
     )
     task = progress.add_task("sweep", total=None)
 
+    @contextmanager
+    def bar() -> Iterator[None]:
+        try:
+            yield
+        finally:
+            progress.stop()  # a no-op when no event started it
+
     def on_event(ev) -> None:
+        if not progress.live.is_started:
+            progress.start()
         if ev.kind == "embed":
             progress.update(task, description="embedding the train split (once per sweep)")
             return
@@ -85,7 +98,7 @@ def sweep_progress():
                 progress.console.print(f"[red]✗[/] {r.get('run_id')}: {r.get('error')}")
             progress.update(task, completed=ev.index)
 
-    return progress, on_event
+    return bar(), on_event
 
 
 @app.command()

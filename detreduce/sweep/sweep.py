@@ -33,6 +33,7 @@ from detreduce.errors import ConfigError, OutputExistsError
 from detreduce.methods import get_method
 from detreduce.settings import (
     BalanceSettings,
+    DataSettings,
     EnergySettings,
     FeatureSettings,
     SweepSettings,
@@ -292,6 +293,7 @@ def run_sweep(
     features = FeatureSettings.build(features if features is not None else {"device": train.device})
     balance = BalanceSettings.build(balance)
     energy = EnergySettings.build(energy)
+    reading = DataSettings.build(on_error=on_error)
     runner_backend = get_backend(sweep.backend)
     methods, fractions, seeds = list(sweep.methods), list(sweep.fractions), list(sweep.seeds)
     needs_features = any(uses_features(m) for m in methods)
@@ -325,7 +327,7 @@ def run_sweep(
             out, comparable(protocol_of(old.get("protocol", {}).get("fingerprint", "")))
         )
 
-    ds = load_dataset(data, format=format, on_error=on_error)
+    ds = load_dataset(data, format=format, settings=reading)
     n_train = len(ds.split_indices("train"))
     if n_train == 0:
         raise ConfigError(f"{data}: the dataset has no train split to reduce")
