@@ -1,9 +1,11 @@
 """The one source of defaults, read by both the Python API and the CLI.
 
 Defaults live in commented YAML files under ``detreduce/cfg/`` (one per concern, as
-Ultralytics' ``cfg/default.yaml``). Python functions use ``default("section.key")`` for
-their keyword defaults, and the CLI builds its options from the same values, so the two
-doors can never disagree.
+Ultralytics' ``cfg/default.yaml``). :mod:`detreduce.settings` builds one validated
+settings object per section from them plus overrides; the API functions take those
+objects and the CLI builds the same ones from its options (whose shown defaults come
+from here), so the two doors can never disagree. ``default("section.key")`` reads one
+value (the CLI's option defaults, the reducers' parameters).
 """
 
 from __future__ import annotations

@@ -418,10 +418,6 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{self.key(name)}: expected {exc}, got {value!r}") from None
             object.__setattr__(self, name, checked)
-        self._check()
-
-    def _check(self) -> None:
-        """Checks across fields (none by default)."""
 
     @classmethod
     def key(cls, name: str) -> str:

@@ -74,7 +74,6 @@ def embed(
 
     from detreduce.data.load import load_dataset
     from detreduce.errors import ConfigError, OutputExistsError
-    from detreduce.features import embed_dataset, export_embeddings, get_backbone
     from detreduce.settings import DataSettings, FeatureSettings
 
     if out is not None and Path(out).exists() and not overwrite:
@@ -95,6 +94,8 @@ def embed(
     )
     reading = DataSettings.build(on_error=on_error)
     ds = load_dataset(data, format=format, settings=reading)
+    from detreduce.features import embed_dataset, export_embeddings, get_backbone  # torch
+
     indices = None
     if split is not None:
         indices = ds.split_indices(split)

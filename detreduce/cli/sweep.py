@@ -70,7 +70,8 @@ def sweep_progress():
         try:
             yield
         finally:
-            progress.stop()  # a no-op when no event started it
+            if progress.live.is_started:  # (stop() prints a newline even when never started)
+                progress.stop()
 
     def on_event(ev) -> None:
         if not progress.live.is_started:

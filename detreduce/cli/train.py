@@ -94,7 +94,7 @@ def train(
     train_args = parse_key_values(train_arg)
     out_dir = out or output_root() / "train" / Path(data_yaml).absolute().parent.name
     console = Console()
-    with Progress(
+    progress = Progress(
         TextColumn("[bold]training"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -103,8 +103,15 @@ def train(
         console=console,
         transient=True,
         disable=verbose,
-    ) as progress:
-        task = progress.add_task("train", total=None)
+    )
+    task = progress.add_task("train", total=None)
+
+    def on_epoch_end(done: int, total: int) -> None:
+        if not progress.live.is_started:  # from the first epoch on: checks print alone
+            progress.start()
+        progress.update(task, completed=done, total=total)
+
+    try:
         result = train_yolo(
             data_yaml,
             out_dir=out_dir,
@@ -113,8 +120,11 @@ def train(
             on_error=on_error,
             overwrite=overwrite,
             train_args=train_args,
-            on_epoch_end=lambda done, total: progress.update(task, completed=done, total=total),
+            on_epoch_end=on_epoch_end,
         )
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     row = result.to_dict()
     table = Table(title=f"{Path(result.model).name} on {result.data_yaml}", show_header=False)
     table.add_column("what")
