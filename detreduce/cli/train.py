@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,6 +13,9 @@ from rich.table import Table
 from detreduce.cli.app import app
 from detreduce.cli.common import ON_ERROR_DEFAULT, OnErrorOpt, TrainArgOpt, parse_key_values
 from detreduce.config import default, output_root
+
+if TYPE_CHECKING:
+    from detreduce.train.result import TrainResult
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -125,6 +129,13 @@ def train(
     finally:
         if progress.live.is_started:
             progress.stop()
+    for table in _result_tables(result):
+        console.print(table)
+    console.print(f"wrote {Path(result.out_dir) / RESULT_FILE}", soft_wrap=True)
+
+
+def _result_tables(result: TrainResult) -> tuple[Table, Table]:
+    """The run's headline figures, and AP per class on val."""
     row = result.to_dict()
     table = Table(title=f"{Path(result.model).name} on {result.data_yaml}", show_header=False)
     table.add_column("what")
@@ -148,7 +159,6 @@ def train(
     )
     table.add_row("kg CO2", f"{_fmt(row['co2_kg'], '.3g')} ({row['country']})")
     table.add_row("power mode (cpu / gpu)", f"{row['cpu_power_mode']} / {row['gpu_power_mode']}")
-    console.print(table)
     per_class = Table(title="per-class AP on val (n/a: no val boxes)")
     for col in ("class", "AP50", "AP50-95"):
         per_class.add_column(col, justify="left" if col == "class" else "right")
@@ -158,5 +168,4 @@ def train(
             _fmt(result.per_class_ap50.get(name), ".4f"),
             _fmt(result.per_class_ap.get(name), ".4f"),
         )
-    console.print(per_class)
-    console.print(f"wrote {Path(result.out_dir) / RESULT_FILE}", soft_wrap=True)
+    return table, per_class

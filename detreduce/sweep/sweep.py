@@ -40,7 +40,7 @@ from detreduce.settings import (
     TrainSettings,
 )
 from detreduce.sweep.grid import FULL, Protocol, TrialSpec, build_grid
-from detreduce.sweep.runner import TRIALS_DIR, TrialRunner, get_backend
+from detreduce.sweep.runner import TRIALS_DIR, Backend, TrialRunner, get_backend
 from detreduce.sweep.store import RESULTS_NAME, ResultsStore
 from detreduce.train.budget import ULTRALYTICS_NBS, few_steps_warning, plan_epochs
 
@@ -362,46 +362,14 @@ def run_sweep(
         energy=energy,
     )
     runner._cache["dataset"] = ds
-    if on_event is not None:
-        runner.on_epoch = lambda spec, done, n: on_event(
-            SweepEvent("epoch", index + 1, total, spec, {"epoch": done, "epochs": n})
-        )
     store = ResultsStore(out / RESULTS_NAME)
-    done = store.finished(("ok",) if sweep.retry_failed else ("ok", "failed"))
-    todo = [s for s in grid if s.run_id not in done]
-    total = len(grid)
-    log.info(
-        "sweep %s: %d runs (%d finished before, %d to run)",
-        out,
-        total,
-        total - len(todo),
-        len(todo),
-    )
-    for i, spec in enumerate(s for s in grid if s.run_id in done):
-        if on_event:
-            on_event(SweepEvent("skip", i + 1, total, spec))
-
+    todo = _pending(grid, store, sweep.retry_failed, on_event, out)
     if feature_methods and any(s.method in feature_methods for s in todo):
         charged = sum(1 for s in grid if s.method in feature_methods)
         feats, info = _embed_once(runner, out, protocol, features, charged, on_event)
         runner.features_path, runner.embedding = str(feats), info
-
-    index = total - len(todo)
-    ran = failed = 0
-    by_id = {s.run_id: s for s in todo}
-
-    def started(spec: TrialSpec) -> None:
-        if on_event:
-            on_event(SweepEvent("start", index + 1, total, spec))
-
-    for record in runner_backend.run(todo, runner, on_start=started):
-        row = record.to_row()
-        store.append(row)
-        index += 1
-        ran += 1
-        failed += record.status != "ok"
-        if on_event:
-            on_event(SweepEvent("done", index, total, by_id.get(record.run_id), row))
+    ran, failed = _drive(todo, len(grid), runner, runner_backend, store, on_event)
+    total = len(grid)
     return SweepResult(
         out=out,
         results=store.path,
@@ -410,3 +378,57 @@ def run_sweep(
         skipped=total - len(todo),
         failed=failed,
     )
+
+
+def _pending(
+    grid: list[TrialSpec],
+    store: ResultsStore,
+    retry_failed: bool,
+    on_event: Callable[[SweepEvent], None] | None,
+    out: Path,
+) -> list[TrialSpec]:
+    """The trials still to run (the store's finished ones are skipped, and announced)."""
+    done = store.finished(("ok",) if retry_failed else ("ok", "failed"))
+    todo = [s for s in grid if s.run_id not in done]
+    total = len(grid)
+    log.info(
+        "sweep %s: %d runs (%d finished before, %d to run)",
+        out, total, total - len(todo), len(todo),
+    )  # fmt: skip
+    for i, spec in enumerate(s for s in grid if s.run_id in done):
+        if on_event:
+            on_event(SweepEvent("skip", i + 1, total, spec))
+    return todo
+
+
+def _drive(
+    todo: list[TrialSpec],
+    total: int,
+    runner: TrialRunner,
+    backend: Backend,
+    store: ResultsStore,
+    on_event: Callable[[SweepEvent], None] | None,
+) -> tuple[int, int]:
+    """Run ``todo`` on ``backend``; append each record as it arrives (only the driver
+    writes the store). Returns (runs done, runs failed)."""
+    index = total - len(todo)
+    ran = failed = 0
+    by_id = {s.run_id: s for s in todo}
+    if on_event is not None:
+        runner.on_epoch = lambda spec, done, n: on_event(
+            SweepEvent("epoch", index + 1, total, spec, {"epoch": done, "epochs": n})
+        )
+
+    def started(spec: TrialSpec) -> None:
+        if on_event:
+            on_event(SweepEvent("start", index + 1, total, spec))
+
+    for record in backend.run(todo, runner, on_start=started):
+        row = record.to_row()
+        store.append(row)
+        index += 1
+        ran += 1
+        failed += record.status != "ok"
+        if on_event:
+            on_event(SweepEvent("done", index, total, by_id.get(record.run_id), row))
+    return ran, failed

@@ -17,16 +17,17 @@ import random
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from detreduce.config import cache_root
-from detreduce.energy import EnergyMeter
+from detreduce.energy import EnergyMeter, EnergyRecord
 from detreduce.errors import ConfigError, OutputExistsError
 from detreduce.settings import DataSettings, EnergySettings, TrainSettings
-from detreduce.train.budget import plan_epochs
-from detreduce.train.datayaml import resolve_data_yaml
+from detreduce.train.budget import EpochPlan, plan_epochs
+from detreduce.train.datayaml import DataYaml, resolve_data_yaml
 from detreduce.train.offline import offline_ultralytics, quiet_ultralytics
 from detreduce.train.policy import TrainingPolicy, as_policy
 from detreduce.train.result import TrainResult
@@ -160,8 +161,6 @@ def train_yolo(
     """
     cfg = TrainSettings.build(settings, **overrides)
     model = _model_path(cfg.model)
-    imgsz, batch, seed, workers = cfg.imgsz, cfg.batch, cfg.seed, cfg.workers
-    max_epoch_scale, amp, verbose = cfg.max_epoch_scale, cfg.amp, cfg.verbose
     clash = sorted(set(train_args or {}) & _OWNED)
     if clash:
         raise ConfigError(
@@ -171,7 +170,7 @@ def train_yolo(
     if on_error is not None:
         DataSettings.build(on_error=on_error)  # a bad value fails before any work
     plan = plan_epochs(
-        cfg.epochs, budget=cfg.budget, fraction=cfg.fraction, max_epoch_scale=max_epoch_scale
+        cfg.epochs, budget=cfg.budget, fraction=cfg.fraction, max_epoch_scale=cfg.max_epoch_scale
     )
     policy = as_policy(policy)
     out = Path(out_dir).absolute()
@@ -184,6 +183,38 @@ def train_yolo(
     if on_error is not None:
         _check_labels(data.source, on_error)
     device = cfg.resolved_device.ultralytics  # "auto" resolved here (imports torch)
+    resolved_yaml = _fresh_out_dir(out, data)
+    meter = energy if isinstance(energy, EnergyMeter) else EnergyMeter(energy)
+    log.info(
+        "training %s on %s: %d epochs (budget=%s, fraction=%.3g), imgsz=%d, batch=%d, device=%s",
+        model, data.source, plan.epochs, plan.budget, plan.fraction, cfg.imgsz, cfg.batch, device,
+    )  # fmt: skip
+    # Settings training and validation share, so the two can never disagree.
+    common = dict(
+        data=str(resolved_yaml), imgsz=cfg.imgsz, batch=cfg.batch, device=device,
+        workers=cfg.workers, plots=False, project=str(out), exist_ok=True, verbose=cfg.verbose,
+    )  # fmt: skip
+    train_kwargs = dict(
+        name="train", epochs=plan.epochs, seed=cfg.seed, deterministic=True, amp=cfg.amp,
+        val=False, cache=False, **dict(train_args or {}),
+    )  # fmt: skip
+    with (
+        offline_ultralytics(cache_roots=[out, cache_root()]),
+        quiet_ultralytics(cfg.verbose),
+        _preserved_global_state(),
+    ):
+        run = _train_then_validate(model, common, train_kwargs, policy, meter, on_epoch_end)
+    result = _result(cfg, model, device, plan, data, out, run)
+    result.save(out / RESULT_FILE)
+    log.info(
+        "mAP50-95 %.4f, mAP50 %.4f in %.1f s train + %.1f s val",
+        result.map50_95, result.map50, result.seconds_training, result.seconds_validation,
+    )  # fmt: skip
+    return result
+
+
+def _fresh_out_dir(out: Path, data: DataYaml) -> Path:
+    """Remove a previous run's outputs from ``out``; write the resolved data YAML there."""
     for stale in ("train", "val", RESULT_FILE):
         target = out / stale
         if target.is_dir():
@@ -191,79 +222,80 @@ def train_yolo(
         elif target.exists():
             target.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    resolved_yaml = data.write(out / "data.yaml")
-    meter = energy if isinstance(energy, EnergyMeter) else EnergyMeter(energy)
+    return data.write(out / "data.yaml")
 
-    log.info(
-        "training %s on %s: %d epochs (budget=%s, fraction=%.3g), imgsz=%d, batch=%d, device=%s",
-        model, data.source, plan.epochs, plan.budget, plan.fraction, imgsz, batch, device,
-    )  # fmt: skip
-    with (
-        offline_ultralytics(cache_roots=[out, cache_root()]),
-        quiet_ultralytics(verbose),
-        _preserved_global_state(),
-    ):
-        from ultralytics import YOLO
 
-        from detreduce.train.trainer import make_trainer
+@dataclass
+class _Run:
+    """What one Ultralytics train + val call left behind."""
 
-        yolo = YOLO(model)
-        if on_epoch_end is not None:
-            yolo.add_callback(
-                "on_train_epoch_end", lambda tr: on_epoch_end(int(tr.epoch) + 1, int(tr.epochs))
-            )
-        # Settings training and validation share, so the two can never disagree.
-        common = dict(
-            data=str(resolved_yaml),
-            imgsz=imgsz,
-            batch=batch,
-            device=device,
-            workers=workers,
-            plots=False,
-            project=str(out),
-            exist_ok=True,
-            verbose=verbose,
+    trainer: Any
+    metrics: Any
+    n_val_images: int
+    train_energy: EnergyRecord
+    val_energy: EnergyRecord
+
+
+def _train_then_validate(
+    model: str,
+    common: dict[str, Any],
+    train_kwargs: dict[str, Any],
+    policy: TrainingPolicy,
+    meter: EnergyMeter,
+    on_epoch_end: Callable[[int, int], None] | None,
+) -> _Run:
+    """Train (metered trainer under ``policy``), then validate the final weights once;
+    each phase metered on its own. Runs inside the offline/quiet/RNG guards."""
+    from ultralytics import YOLO
+
+    from detreduce.train.trainer import make_trainer
+
+    yolo = YOLO(model)
+    if on_epoch_end is not None:
+        yolo.add_callback(
+            "on_train_epoch_end", lambda tr: on_epoch_end(int(tr.epoch) + 1, int(tr.epochs))
         )
-        with meter.measure("training") as train_phase:
-            yolo.train(
-                trainer=make_trainer(policy),
-                **common,
-                name="train",
-                epochs=plan.epochs,
-                seed=seed,
-                deterministic=True,
-                amp=amp,
-                val=False,
-                cache=False,
-                **dict(train_args or {}),
-            )
-        trainer = yolo.trainer
-        weights = Path(trainer.last)
-        seen: list[int] = []
-        val_model = YOLO(str(weights))
-        val_model.add_callback("on_val_end", lambda validator: seen.append(int(validator.seen)))
-        with meter.measure("validation") as val_phase:
-            metrics = val_model.val(**common, name="val", split="val")
-    box = metrics.box
+    with meter.measure("training") as train_phase:
+        yolo.train(trainer=make_trainer(policy), **common, **train_kwargs)
+    trainer = yolo.trainer
+    seen: list[int] = []
+    val_model = YOLO(str(trainer.last))
+    val_model.add_callback("on_val_end", lambda validator: seen.append(int(validator.seen)))
+    with meter.measure("validation") as val_phase:
+        metrics = val_model.val(**common, name="val", split="val")
+    return _Run(trainer, metrics, seen[-1] if seen else 0, train_phase.record, val_phase.record)
+
+
+def _result(
+    cfg: TrainSettings,
+    model: str,
+    device: str,
+    plan: EpochPlan,
+    data: DataYaml,
+    out: Path,
+    run: _Run,
+) -> TrainResult:
+    """The :class:`TrainResult` of a finished run: counted figures, val metrics, energy."""
+    trainer, box = run.trainer, run.metrics.box
     ap50, ap = _per_class(box, data.names)
-    result = TrainResult(
+    return TrainResult(
         data_yaml=str(data.source),
         model=model,
-        imgsz=imgsz,
-        batch=batch,
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
         device=device,
-        seed=seed,
-        workers=int(getattr(trainer.train_loader, "num_workers", workers)),
+        seed=cfg.seed,
+        workers=int(getattr(trainer.train_loader, "num_workers", cfg.workers)),
         amp=bool(trainer.amp),
         budget=plan.budget,
         fraction=plan.fraction,
-        max_epoch_scale=max_epoch_scale,
+        max_epoch_scale=cfg.max_epoch_scale,
         base_epochs=plan.base_epochs,
         epochs_planned=plan.epochs,
         budget_capped=plan.capped,
         class_names=list(data.names),
         n_train_images=len(trainer.train_loader.dataset),
-        n_val_images=seen[-1] if seen else 0,
+        n_val_images=run.n_val_images,
         epochs=trainer.epochs_run,
         iterations=trainer.iterations,
         steps=trainer.optimizer_steps,
@@ -274,16 +306,10 @@ def train_yolo(
         recall=float(box.mr),
         per_class_ap50=ap50,
         per_class_ap=ap,
-        train_energy=train_phase.record,
-        val_energy=val_phase.record,
+        train_energy=run.train_energy,
+        val_energy=run.val_energy,
         out_dir=str(out),
-        weights=str(weights),
+        weights=str(trainer.last),
         versions=_versions(),
         policy=trainer.policy_report,
     )
-    result.save(out / RESULT_FILE)
-    log.info(
-        "mAP50-95 %.4f, mAP50 %.4f in %.1f s train + %.1f s val",
-        result.map50_95, result.map50, result.seconds_training, result.seconds_validation,
-    )  # fmt: skip
-    return result
