@@ -23,7 +23,7 @@ from detreduce.data.model import DetectionDataset
 from detreduce.errors import ConfigError, DatasetError
 from detreduce.methods import get_method
 from detreduce.metrics import selection_figures
-from detreduce.reducers import resolve_budget
+from detreduce.reducers import Reducer, resolve_budget
 from detreduce.settings import SELECTION_LEVELS, BalanceSettings
 
 LEVELS = SELECTION_LEVELS
@@ -168,10 +168,6 @@ def select_images(
     n = dataset.num_images
     if n == 0:
         raise ConfigError("the dataset has no images to select from")
-    if isinstance(fraction, bool) or not isinstance(
-        fraction, int | float | np.integer | np.floating
-    ):
-        raise ConfigError(f"fraction must be a float in (0, 1] or an image count, got {fraction!r}")
     k = resolve_budget(fraction, n)
     settings = BalanceSettings.build(balance)
     balance = settings.mode
@@ -213,16 +209,9 @@ def select_images(
                     "level='box' needs box_features=(box_image, box_class, crop embeddings)"
                 )
             X = crop_image_vectors(n, *box_features, fallback=features)
-        result = balanced_select(
-            dataset, method_obj, k, X=X, balance=settings, mode=balance, strata=strata, seed=seed
+        indices, scores, strata_info = _balanced(
+            dataset, method_obj, k, X, settings, balance, strata, seed
         )
-        indices, scores = result.indices, result.scores
-        strata_info = {
-            "schemes": result.schemes,
-            "strategy": result.strategy,
-            "kept_per_stratum": result.quotas,
-            "reserved_for_classes": result.reserved,
-        }
 
     if len(indices) != k or len(np.unique(indices)) != k:
         raise AssertionError(f"{name}: selection of {len(indices)} images, expected {k}")  # a bug
@@ -251,6 +240,29 @@ def select_images(
         strata=strata_info,
         scores=scores,
     )
+
+
+def _balanced(
+    dataset: DetectionDataset,
+    reducer: Reducer,
+    k: int,
+    X: np.ndarray | None,
+    settings: BalanceSettings,
+    mode: str,
+    strata: list[str] | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """A reducer under the balance mode: kept indices, scores, and the strata record."""
+    result = balanced_select(
+        dataset, reducer, k, X=X, balance=settings, mode=mode, strata=strata, seed=seed
+    )
+    strata_info = {
+        "schemes": result.schemes,
+        "strategy": result.strategy,
+        "kept_per_stratum": result.quotas,
+        "reserved_for_classes": result.reserved,
+    }
+    return result.indices, result.scores, strata_info
 
 
 @dataclass(frozen=True)
