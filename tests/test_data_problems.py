@@ -172,3 +172,18 @@ def test_coco_annotation_problems(syn, mutate, kind):
 def test_on_error_value_is_checked(syn):
     with pytest.raises(ValueError, match="data.on_error: expected one of warn, raise"):
         load_dataset(syn, on_error="ignore")
+
+
+def test_unreadable_image_is_a_problem_even_after_ultralytics_patched_pillow(syn):
+    """Ultralytics replaces PIL.Image.open on import with one that tries to install
+    pi-heif on an unknown file (ModuleNotFoundError offline): a sweep imports it."""
+    import PIL.Image
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+
+    assert PIL.Image.open is not ultralytics.utils.patches._image_open  # patched
+    img = sorted((syn.parent / "images" / "train").glob("*.jpg"))[0]
+    img.with_suffix(".webp").write_bytes(b"not an image at all")
+    img.unlink()
+    ds = load_dataset(syn)
+    bad = [p for p in ds.problems if p.kind == "unreadable_image"]
+    assert len(bad) == 1 and "not a readable image" in bad[0].message

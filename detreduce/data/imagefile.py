@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import struct
+import sys
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".dng", ".mpo"}
@@ -108,10 +109,17 @@ def image_info(path: str | os.PathLike) -> tuple[int, int, int, str | None]:
 
 
 def _pillow_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Size by Pillow's own opener.
+
+    Not ``PIL.Image.open`` itself: once Ultralytics is imported (a sweep, a training run
+    in the same process) it replaces that function with one that, on an unreadable
+    file, tries to install ``pi-heif`` and raises ``ModuleNotFoundError`` offline.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    open_image = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return im.size
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise BadImage(f"not a readable image ({type(exc).__name__})") from None
