@@ -5,6 +5,7 @@ The end-to-end tests train YOLO for real (1 epoch, imgsz 64) on a tiny synthetic
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -242,3 +243,35 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tiny_data, tmp_path, monke
     assert (again.ran, again.skipped, again.failed) == (1, 1, 0)
     assert read_results(out).set_index("method").loc["full", "status"] == "ok"
     assert len(read_results(out, latest=False)) == 3
+
+
+@pytest.mark.slow
+def test_a_training_policy_is_one_more_method_name(tiny_data, tmp_path, monkeypatch):
+    """A policy of the catalog runs as a sweep method: the trainer forwards what it says."""
+    import numpy as np
+
+    from detreduce.methods import catalog
+    from detreduce.train.policy import TrainingPolicy
+
+    class FirstFour(TrainingPolicy):
+        name = "first_four"
+        summary = "the first four images, every epoch (test policy)"
+        reference = "test"
+
+        def epoch_indices(self, epoch: int) -> np.ndarray:
+            return np.arange(4)
+
+    catalog.get_method("full")  # load the catalog before adding to it
+    spec = catalog.MethodSpec.from_class(FirstFour, "training")
+    monkeypatch.setitem(catalog._SPECS, "first_four", spec)
+    sweep = {"methods": ["first_four"], "fractions": [0.5], "seeds": [0]}
+    result = run_sweep(tiny_data, tmp_path / "s", sweep=sweep, train={**TINY, "epochs": 2})
+    assert result.failed == 0 and result.total == 3  # full, random 0.5, first_four at 1.0
+    df = read_results(tmp_path / "s").set_index("method")
+    assert df.loc["first_four", "fraction"] == 1.0
+    assert df.loc["first_four", "n_kept"] == df.loc["full", "n_kept"] == 18
+    assert df.loc["first_four", "images_seen"] == 2 * 4  # 2 epochs × the policy's 4 images
+    assert df.loc["full", "images_seen"] == 2 * 18
+    figures = df.loc["first_four", "figures"]
+    policy = json.loads(figures)["policy"] if isinstance(figures, str) else figures["policy"]
+    assert policy["name"] == "first_four"

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from detreduce.errors import ConfigError
+from detreduce.methods import get_method
 from detreduce.settings import EnergySettings, TrainSettings
-from detreduce.sweep.grid import FULL, TrialSpec
 from detreduce.sweep.grid import Protocol as TrainProtocol
+from detreduce.sweep.grid import TrialSpec
 from detreduce.sweep.record import RunRecord, SelectionSummary
 
 if TYPE_CHECKING:
@@ -171,9 +172,10 @@ class TrialRunner:
         with EnergyMeter(self.energy).measure("selection") as sel_phase:
             exported = self._select(spec, ds, run_dir / "data")
         kept, data_yaml, selection = exported.kept, exported.data_yaml, exported.selection
-        summary = (
+        method = get_method(spec.method)
+        summary = (  # a training policy keeps every image: figures of the full split
             SelectionSummary.full_data(selection.balance)
-            if spec.method == FULL
+            if method.kind == "training"
             else SelectionSummary.from_figures(
                 selection.figures, level=self.protocol.level, balance=selection.balance
             )
@@ -220,6 +222,7 @@ class TrialRunner:
                 **summary.to_figures(),
                 "budget_capped": train.budget_capped,
                 "country": total.country_iso_code,
+                **({"policy": train.policy} if method.kind == "training" else {}),
             },
             run_dir=str(run_dir),
         )
@@ -278,10 +281,19 @@ class TrialRunner:
         from detreduce.train import train_yolo
 
         settings = self.train if self.train is not None else self.protocol.train_settings()
+        method = get_method(spec.method)
+        # A training method is a policy inside the trainer: a fresh one per trial (it is
+        # stateful), with the sweep's parameters for it.
+        policy = (
+            method.create(**self.protocol.params.get(method.name, {}))
+            if method.kind == "training"
+            else None
+        )
         result = train_yolo(
             data_yaml,
             out_dir=out_dir,
             settings=settings.replace(seed=spec.seed, fraction=fraction),
+            policy=policy,
             train_args=self.protocol.train_args or None,
             energy=EnergyMeter(self.energy),
             on_epoch_end=None if self.on_epoch is None else partial(self.on_epoch, spec),
