@@ -1,4 +1,5 @@
-"""One quota allocator: Hamilton's largest-remainder apportionment, with bounds.
+"""Budgets: one quota allocator (Hamilton's largest remainder, with bounds) and the rule
+that turns a share or a count into a number of rows (:func:`resolve_budget`).
 
 Why one: every place that splits a row budget over strata, groups or partitions (the
 balance quotas, the per-group reducers, the joint reducers DES/FES/PSA, the partitions
@@ -146,3 +147,20 @@ def check_quotas(
     if int(q.sum()) != budget:
         raise ConfigError(f"quotas sum to {int(q.sum())}, expected the budget {budget}")
     return q
+
+
+def resolve_budget(budget: float | int, n: int) -> int:
+    """Turn a budget into a row count.
+
+    A float is a fraction in (0, 1] (rounded to the nearest row, at least 1);
+    an int is a count in [1, n].
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int | float | np.integer | np.floating):
+        raise ConfigError(f"budget must be a fraction in (0, 1] or a count, got {budget!r}")
+    if isinstance(budget, float | np.floating):
+        if not 0 < budget <= 1:
+            raise ConfigError(f"fraction must be in (0, 1], got {budget}")
+        return max(1, min(n, int(round(float(budget) * n))))
+    if not 1 <= budget <= n:
+        raise ConfigError(f"count must be between 1 and {n}, got {budget}")
+    return int(budget)

@@ -10,6 +10,7 @@ import numpy as np
 
 from detreduce.data.model import DetectionDataset
 from detreduce.methods.catalog import MethodSpec, register
+from detreduce.quotas import resolve_budget
 
 
 class UltralyticsFraction:
@@ -42,6 +43,4 @@ register(
 
 def ultralytics_fraction_indices(dataset: DetectionDataset, fraction: float | int) -> np.ndarray:
     """Rows Ultralytics' ``fraction=`` keeps; a float is a share, an int a count."""
-    from detreduce.reducers.base import resolve_budget
-
     return UltralyticsFraction().select(dataset, resolve_budget(fraction, dataset.num_images))

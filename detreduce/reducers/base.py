@@ -17,6 +17,7 @@ import numpy as np
 
 from detreduce.errors import ConfigError
 from detreduce.methods import catalog
+from detreduce.quotas import resolve_budget  # noqa: F401  (re-exported: the budget rule)
 
 
 @dataclass(frozen=True)
@@ -30,23 +31,6 @@ class ReducerResult:
 
     indices: np.ndarray
     scores: np.ndarray | None = None
-
-
-def resolve_budget(budget: float | int, n: int) -> int:
-    """Turn a budget into a row count.
-
-    A float is a fraction in (0, 1] (rounded to the nearest row, at least 1);
-    an int is a count in [1, n].
-    """
-    if isinstance(budget, bool) or not isinstance(budget, int | float | np.integer | np.floating):
-        raise ConfigError(f"budget must be a fraction in (0, 1] or a count, got {budget!r}")
-    if isinstance(budget, float | np.floating):
-        if not 0 < budget <= 1:
-            raise ConfigError(f"fraction must be in (0, 1], got {budget}")
-        return max(1, min(n, int(round(float(budget) * n))))
-    if not 1 <= budget <= n:
-        raise ConfigError(f"count must be between 1 and {n}, got {budget}")
-    return int(budget)
 
 
 class Reducer:
