@@ -127,3 +127,44 @@ class GroupwiseReducer(Reducer):
         self._check()
         with blas_limits():
             return select_per_group(as_float32(X), k, groups, rng, self._select_group, quotas)
+
+
+class JointReducer(Reducer):
+    """A reducer that sees every stratum at once and keeps per-group quotas.
+
+    The groups are its labels (DES class prototypes, PSA between-class scatter, FES proxy
+    targets), so under balance it runs once with the strata as ``groups`` (catalog trait
+    ``joint``) and keeps :func:`group_quotas` rows of each group — the caller's quotas
+    when given, so a joint run keeps exactly what a per-stratum run keeps.
+
+    Subclasses implement :meth:`_check` (parameter values), optionally
+    :meth:`_check_rows` (per-row parameters against ``n``), and :meth:`_select_joint`.
+    """
+
+    joint = True
+
+    def _check(self) -> None:
+        """Raise :class:`~detreduce.errors.ConfigError` on a bad parameter value."""
+
+    def _check_rows(self, n: int) -> None:
+        """Raise on per-row parameters that do not fit ``n`` rows (none by default)."""
+
+    def _select_joint(
+        self,
+        X: np.ndarray,
+        groups: np.ndarray | None,
+        rows: list[np.ndarray],
+        quotas: np.ndarray,
+        rng: np.random.Generator,
+    ) -> ReducerResult:
+        """Keep ``quotas[g]`` of ``rows[g]`` for every group ``g`` (one group without groups)."""
+        raise NotImplementedError
+
+    def _select(self, X, k, groups, rng, quotas=None):
+        self._check()
+        self._check_rows(len(X))
+        with blas_limits():
+            X = as_float32(X)
+            rows = [np.arange(len(X))] if groups is None else group_rows(groups)
+            sizes = np.array([len(r) for r in rows])
+            return self._select_joint(X, groups, rows, group_quotas(sizes, k, quotas), rng)

@@ -27,13 +27,10 @@ from detreduce.reducers._kmeans import kmeans
 from detreduce.reducers._linalg import pairwise_sq
 from detreduce.reducers._params import check_float, check_int
 from detreduce.reducers._strata import (
-    as_float32,
-    blas_limits,
-    group_quotas,
-    group_rows,
+    JointReducer,
     interleave,
 )
-from detreduce.reducers.base import Reducer, ReducerResult, register
+from detreduce.reducers.base import ReducerResult, register
 
 _D = default("reducers.des")
 
@@ -53,13 +50,12 @@ def distance_entropy(X: np.ndarray, P: np.ndarray, temperature: float) -> np.nda
 
 
 @register("distance_entropy")
-class DESReducer(Reducer):
+class DESReducer(JointReducer):
     """Random base per stratum, then the pool rows of highest distance entropy."""
 
     name = "des"
     summary = "distance-entropy selection: random base, then boundary rows (high entropy)"
     reference = "Perera-Lago et al. 2024, arXiv 2403.15150 (DES)"
-    joint = True
 
     def __init__(
         self,
@@ -76,15 +72,7 @@ class DESReducer(Reducer):
         check_float(self.name, "temperature", self.temperature, low=0, low_open=True)
         check_int(self.name, "n_prototypes", self.n_prototypes, low=2)
 
-    def _select(self, X, k, groups, rng, quotas=None):
-        with blas_limits():
-            return self._run(X, k, groups, rng, quotas)
-
-    def _run(self, X, k, groups, rng, quotas):
-        self._check()
-        X = as_float32(X)
-        rows = [np.arange(len(X))] if groups is None else group_rows(groups)
-        quotas = group_quotas(np.array([len(r) for r in rows]), k, quotas)
+    def _select_joint(self, X, groups, rows, quotas, rng):
         bases = []
         for r, q in zip(rows, quotas, strict=True):
             b = 0 if q == 0 else max(1, int(round(self.base_fraction * q)))

@@ -34,13 +34,10 @@ from detreduce.errors import ConfigError
 from detreduce.reducers._kmeans import kmeans
 from detreduce.reducers._params import check_float, check_int
 from detreduce.reducers._strata import (
-    as_float32,
-    blas_limits,
-    group_quotas,
-    group_rows,
+    JointReducer,
     interleave,
 )
-from detreduce.reducers.base import Reducer, ReducerResult, register
+from detreduce.reducers.base import ReducerResult, register
 
 _D = default("reducers.fes")
 
@@ -138,13 +135,12 @@ def forgetting_events(
 
 
 @register("forgetting", "forgetting_events")
-class FESReducer(Reducer):
+class FESReducer(JointReducer):
     """Keep the most forgotten rows of a cheap proxy (or of a given per-row signal)."""
 
     name = "fes"
     summary = "forgetting events of a proxy head on the embeddings (most forgotten first)"
     reference = "Toneva et al. 2019 (ICLR); Perera-Lago et al. 2024, arXiv 2403.15150"
-    joint = True
 
     def __init__(
         self,
@@ -172,8 +168,7 @@ class FESReducer(Reducer):
                 out[key] = f"<array of shape {np.shape(out[key])}>"
         return out
 
-    def _check(self, n: int | None = None) -> None:
-        """Parameter values; with ``n``, also the per-row arrays' lengths."""
+    def _check(self) -> None:
         check_int(self.name, "epochs", self.epochs, low=1)
         check_float(self.name, "lr", self.lr, low=0, low_open=True)
         check_int(self.name, "batch_size", self.batch_size, low=1)
@@ -181,9 +176,12 @@ class FESReducer(Reducer):
         check_int(self.name, "n_clusters", self.n_clusters, low=2)
         if self.forget_counts is not None and self.losses is not None:
             raise ConfigError("method 'fes': give forget_counts or losses, not both")
+
+    def _check_rows(self, n: int) -> None:
+        """``forget_counts`` / ``losses`` given from elsewhere must have one row per row."""
         for key, ndims in (("forget_counts", (1,)), ("losses", (1, 2))):
             value = getattr(self, key)
-            if value is None or n is None:
+            if value is None:
                 continue
             arr = np.asarray(value, dtype=np.float64)
             if arr.ndim not in ndims or len(arr) != n or not np.isfinite(arr).all():
@@ -222,17 +220,9 @@ class FESReducer(Reducer):
         )
         return counts.astype(float), mean_loss
 
-    def _select(self, X, k, groups, rng, quotas=None):
-        with blas_limits():
-            return self._run(X, k, groups, rng, quotas)
-
-    def _run(self, X, k, groups, rng, quotas):
-        self._check(len(X))
-        X = as_float32(X)
+    def _select_joint(self, X, groups, rows, quotas, rng):
         score, tie = self._signal(X, groups, rng)
         rand = rng.random(len(X))
-        rows = [np.arange(len(X))] if groups is None else group_rows(groups)
-        quotas = group_quotas(np.array([len(r) for r in rows]), k, quotas)
         orders = [
             r[np.lexsort((rand[r], -tie[r], -score[r]))][:q]
             for r, q in zip(rows, quotas, strict=True)

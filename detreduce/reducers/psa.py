@@ -36,13 +36,10 @@ from detreduce.config import default
 from detreduce.reducers._linalg import pca
 from detreduce.reducers._params import check_int
 from detreduce.reducers._strata import (
-    as_float32,
-    blas_limits,
-    group_quotas,
-    group_rows,
+    JointReducer,
     interleave,
 )
-from detreduce.reducers.base import Reducer, ReducerResult, register
+from detreduce.reducers.base import ReducerResult, register
 
 _D = default("reducers.psa")
 RIDGE = 1e-4  # the reference's lambda_for_singularity for group regressions
@@ -137,13 +134,12 @@ def rank_class(
 
 
 @register("principal_sample_analysis")
-class PSAReducer(Reducer):
+class PSAReducer(JointReducer):
     """Principal samples (RANSAC group ranking) first, then the rest by scatter ratio."""
 
     name = "psa"
     summary = "principal sample analysis (RANSAC group + scatter-ratio ranking)"
     reference = "Ghojogh, Karray & Crowley 2019; Perera-Lago et al. 2024, arXiv 2403.15150"
-    joint = True
 
     def __init__(
         self,
@@ -160,18 +156,10 @@ class PSAReducer(Reducer):
         check_int(self.name, "group_size", self.group_size, low=2, allow=("auto",))
         check_int(self.name, "ransac_iter", self.ransac_iter, low=1)
 
-    def _select(self, X, k, groups, rng, quotas=None):
-        with blas_limits():
-            return self._run(X, k, groups, rng, quotas)
-
-    def _run(self, X, k, groups, rng, quotas):
-        self._check()
-        X = as_float32(X)
+    def _select_joint(self, X, groups, rows, quotas, rng):
         p = min(int(self.n_components), X.shape[1])
         Z = pca(X, p, rng, center=False).astype(np.float64)
         m = p if self.group_size == "auto" else int(self.group_size)
-        rows = [np.arange(len(X))] if groups is None else group_rows(groups)
-        quotas = group_quotas(np.array([len(r) for r in rows]), k, quotas)
         moments = [Moments(Z[r], cos_weights(Z[r], Z[r].mean(axis=0))) for r in rows]
         orders = []
         for c, (r, q) in enumerate(zip(rows, quotas, strict=True)):
