@@ -55,9 +55,11 @@ def methods(
     for spec in specs:
         name = spec.name + (f"\n[dim]({', '.join(spec.aliases)})[/dim]" if spec.aliases else "")
         params = "\n".join(f"{k}={_fmt(v)}" for k, v in spec.params.items()) or "-"
-        traits = [t for t, on in (("no features", not spec.uses_features),
-                                  ("joint over strata", spec.joint),
-                                  ("never balanced", not spec.balanced)) if on]  # fmt: skip
+        traits = []  # what sets a reducer apart from the others (other kinds: by their kind)
+        if spec.kind == "embedding":
+            traits = [t for t, on in (("no features", not spec.uses_features),
+                                      ("joint over strata", spec.joint),
+                                      ("never balanced", not spec.balanced)) if on]  # fmt: skip
         summary = spec.summary + (f" [dim]({'; '.join(traits)})[/dim]" if traits else "")
         if spec.baseline:
             summary += f"\n[dim]baseline: {spec.baseline}[/dim]"

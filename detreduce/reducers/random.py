@@ -10,7 +10,7 @@ class RandomReducer(Reducer):
     """Uniform random sample without replacement, seeded. O(n)."""
 
     name = "random"
-    summary = "uniform random sample of the train images, never balanced (seeded baseline)"
+    summary = "uniform random sample of the train images (seeded)"
     reference = "uniform sampling without replacement"
     balanced = False
     baseline = "uniform, no balance"
