@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +123,10 @@ def test_every_method_builds_and_validates_with_its_defaults():
     for spec in list_methods():
         obj = spec.create()  # runs the method's own parameter checks
         assert obj is not None, spec.name
+
+
+def test_docs_methods_page_is_the_catalog(capsys):
+    """docs/methods.md is generated from the catalog; regenerate it when a method changes."""
+    assert main(["methods", "--markdown"]) == 0
+    page = (Path(__file__).parents[1] / "docs" / "methods.md").read_text()
+    assert page == capsys.readouterr().out, "run: detreduce methods --markdown > docs/methods.md"

@@ -30,6 +30,9 @@ def methods(
         None, help="Only one kind: embedding, dataset or training.", show_default=False
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON."),
+    as_markdown: bool = typer.Option(
+        False, "--markdown", help="Print the catalog as a Markdown table (docs/methods.md)."
+    ),
 ) -> None:
     """List the selection methods: kind, one-line description, default parameters.
 
@@ -43,6 +46,9 @@ def methods(
     specs = list_methods(pattern, kind=kind)
     if as_json:
         typer.echo(json.dumps([s.to_dict() for s in specs], indent=2))
+        return
+    if as_markdown:
+        typer.echo(markdown(specs), nl=False)
         return
     if not specs:
         typer.echo(f"no method matches {pattern!r}")
@@ -65,3 +71,31 @@ def methods(
             summary += f"\n[dim]baseline: {spec.baseline}[/dim]"
         table.add_row(name, spec.kind, summary, params)
     Console().print(table)
+
+
+def markdown(specs: list) -> str:
+    """The catalog as the Markdown page ``docs/methods.md`` (a test keeps it current)."""
+    lines = [
+        "# Selection methods",
+        "",
+        "Generated from the method catalog by `detreduce methods --markdown > docs/methods.md`",
+        "(`tests/test_methods_catalog.py` fails when this page and the catalog disagree).",
+        "Kinds: `embedding` (a reducer on embeddings, under `--balance`), `dataset` (a",
+        "baseline that reads file names or labels), `training` (a policy inside the trainer).",
+        "",
+        "| method | kind | what it does | traits | parameters (defaults) | reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in specs:
+        traits = [t for t, on in (("no features", not spec.uses_features),
+                                  ("joint over strata", spec.joint),
+                                  ("never balanced", not spec.balanced)) if on]  # fmt: skip
+        if spec.baseline:
+            traits.append(f"baseline: {spec.baseline}")
+        name = f"`{spec.name}`" + (
+            " (" + ", ".join(f"`{a}`" for a in spec.aliases) + ")" if spec.aliases else ""
+        )
+        params = ", ".join(f"`{k}={_fmt(v)}`" for k, v in spec.params.items()) or "–"
+        cells = [name, spec.kind, spec.summary, "; ".join(traits) or "–", params, spec.reference]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
