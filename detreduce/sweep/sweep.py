@@ -287,59 +287,28 @@ def run_sweep(
     """
     from detreduce.data.load import load_dataset
 
-    sweep = SweepSettings.build(sweep)
-    train = TrainSettings.build(train)
-    _check_per_run(train)
-    features = FeatureSettings.build(features if features is not None else {"device": train.device})
-    balance = BalanceSettings.build(balance)
-    energy = EnergySettings.build(energy)
+    plan = _Plan.build(data, sweep, train, features, balance, energy, params, train_args)
     reading = DataSettings.build(on_error=on_error)
-    runner_backend = get_backend(sweep.backend)
-    methods, fractions, seeds = list(sweep.methods), list(sweep.fractions), list(sweep.seeds)
-    needs_features = any(uses_features(m) for m in methods)
+    runner_backend = get_backend(plan.sweep.backend)
     out = Path(out) if out is not None else output_root() / f"sweep-{Path(data).stem}"
     out = out.absolute()
-    grid_methods = list(
-        dict.fromkeys(
-            s.method for s in build_grid(methods, fractions, seeds, "") if s.method != FULL
-        )
-    )
-
-    def protocol_of(fingerprint: str) -> Protocol:
-        return Protocol.from_settings(
-            dataset=str(Path(data).absolute()),
-            fingerprint=fingerprint,
-            sweep=sweep,
-            train=train,
-            features=features if needs_features else None,
-            balance=balance,
-            params=params,
-            train_args=train_args,
-        )
-
-    def comparable(protocol: Protocol) -> dict[str, Any]:
-        p = protocol.to_dict()
-        return {"methods": grid_methods, "fractions": fractions, "seeds": seeds, "protocol": p}
-
     if not overwrite:  # another sweep in OUT fails before the dataset is read
         old = _old_config(out) or {}
-        _check_resumable(
-            out, comparable(protocol_of(old.get("protocol", {}).get("fingerprint", "")))
-        )
+        fingerprint = old.get("protocol", {}).get("fingerprint", "")
+        _check_resumable(out, plan.comparable(plan.protocol(fingerprint)))
 
     ds = load_dataset(data, format=format, settings=reading)
     n_train = len(ds.split_indices("train"))
     if n_train == 0:
         raise ConfigError(f"{data}: the dataset has no train split to reduce")
-    protocol = protocol_of(ds.fingerprint())
-    _warn_if_too_few_steps(train, protocol.train_args, n_train, min(fractions))
-    key = protocol.key()
-    grid = build_grid(methods, fractions, seeds, key)
-
+    protocol = plan.protocol(ds.fingerprint())
+    train, features, energy = plan.train, plan.features, plan.energy
+    _warn_if_too_few_steps(train, protocol.train_args, n_train, min(plan.sweep.fractions))
+    grid = build_grid(plan.sweep.methods, plan.sweep.fractions, plan.sweep.seeds, protocol.key())
     config = {
-        "data": str(Path(data).absolute()),
-        **comparable(protocol),
-        "protocol_key": key,
+        "data": plan.data,
+        **plan.comparable(protocol),
+        "protocol_key": protocol.key(),
         "backend": runner_backend.name,
         "n_train": n_train,
         "n_val": int(len(ds.split_indices("val"))),
@@ -350,7 +319,7 @@ def run_sweep(
     }
     _prepare_out(out, config, overwrite)
 
-    feature_methods = frozenset(m for m in grid_methods if uses_features(m))
+    feature_methods = frozenset(m for m in plan.grid_methods if uses_features(m))
     runner = TrialRunner(
         data=str(data),
         out=str(out),
@@ -363,7 +332,7 @@ def run_sweep(
     )
     runner._cache["dataset"] = ds
     store = ResultsStore(out / RESULTS_NAME)
-    todo = _pending(grid, store, sweep.retry_failed, on_event, out)
+    todo = _pending(grid, store, plan.sweep.retry_failed, on_event, out)
     if feature_methods and any(s.method in feature_methods for s in todo):
         charged = sum(1 for s in grid if s.method in feature_methods)
         feats, info = _embed_once(runner, out, protocol, features, charged, on_event)
@@ -432,3 +401,74 @@ def _drive(
         if on_event:
             on_event(SweepEvent("done", index, total, by_id.get(record.run_id), row))
     return ran, failed
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A sweep's settings, each built (and checked) once, and what follows from them
+    before any data is read: the methods of the grid and the protocol."""
+
+    data: str
+    sweep: SweepSettings
+    train: TrainSettings
+    features: FeatureSettings
+    balance: BalanceSettings
+    energy: EnergySettings
+    params: dict[str, dict[str, Any]] | None
+    train_args: dict[str, Any] | None
+
+    @classmethod
+    def build(
+        cls,
+        data: str | Path,
+        sweep: Any,
+        train: Any,
+        features: Any,
+        balance: Any,
+        energy: Any,
+        params: dict[str, dict[str, Any]] | None,
+        train_args: dict[str, Any] | None,
+    ) -> _Plan:
+        """Each settings object from an object, a mapping of its keys or None (defaults)."""
+        train = TrainSettings.build(train)
+        _check_per_run(train)
+        return cls(
+            data=str(Path(data).absolute()),
+            sweep=SweepSettings.build(sweep),
+            train=train,
+            features=FeatureSettings.build(
+                features if features is not None else {"device": train.device}
+            ),
+            balance=BalanceSettings.build(balance),
+            energy=EnergySettings.build(energy),
+            params=params,
+            train_args=train_args,
+        )
+
+    @property
+    def grid_methods(self) -> list[str]:
+        """Every reduced method the grid runs (random added, full data not listed)."""
+        grid = build_grid(self.sweep.methods, self.sweep.fractions, self.sweep.seeds, "")
+        return list(dict.fromkeys(s.method for s in grid if s.method != FULL))
+
+    def protocol(self, fingerprint: str) -> Protocol:
+        needs_features = any(uses_features(m) for m in self.sweep.methods)
+        return Protocol.from_settings(
+            dataset=self.data,
+            fingerprint=fingerprint,
+            sweep=self.sweep,
+            train=self.train,
+            features=self.features if needs_features else None,
+            balance=self.balance,
+            params=self.params,
+            train_args=self.train_args,
+        )
+
+    def comparable(self, protocol: Protocol) -> dict[str, Any]:
+        """The keys of ``sweep.json`` that must match for a rerun to resume."""
+        return {
+            "methods": self.grid_methods,
+            "fractions": list(self.sweep.fractions),
+            "seeds": list(self.sweep.seeds),
+            "protocol": protocol.to_dict(),
+        }
