@@ -344,3 +344,42 @@ def selection_figures(
             raise ConfigError("box_features: box_image, box_class and matrix differ in length")
         out["epsilon_box"] = _epsilon_block(B, b_cls, mask[b_img], metric, names, "box")
     return out
+
+
+# ------------------------------------------------------------------ over seeds
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided Student-t interval of ``values`` (one per seed): (mean, lo, hi).
+
+    The interval is ``mean ± t_{(1+level)/2, n-1} · s / √n`` with the sample standard
+    deviation ``s`` (ddof 1): the usual small-sample interval for a mean over seeds.
+    With fewer than two finite values the bounds are NaN (one seed says nothing about
+    spread). O(n).
+    """
+    from scipy.stats import t
+
+    if not 0 < level < 1:
+        raise ConfigError(f"level must be in (0, 1), got {level}")
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return mean, mean - half, mean + half
+
+
+#: Verdicts of :func:`paired_verdict`.
+VERDICTS = ("better", "worse", "indistinguishable", "too few seeds")
+
+
+def paired_verdict(lo: float, hi: float) -> str:
+    """``better`` / ``worse`` when the interval of a paired difference excludes 0,
+    ``indistinguishable`` when it covers 0, ``too few seeds`` when it is undefined."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "too few seeds"
+    if lo > 0:
+        return "better"
+    if hi < 0:
+        return "worse"
+    return "indistinguishable"

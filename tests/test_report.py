@@ -98,8 +98,14 @@ def test_write_report_writes_markdown_table_and_readable_plots(sweep_dir):
     assert "split evenly over the 4 reduced runs" in text
     assert CONFIG["command"] in text
     # one table row per (method, fraction) with relative figures
-    assert f"| {method_label('full')} | 1.00 | 2 | 0.450 ± 0.050 | 0.650 | 100.0 % | 11 | – | 0 | 105 |" in text
-    assert "| random (uniform, no balance) | 0.50 | 2 | 0.325 ± 0.025 | 0.500 | 72.2 % | 6 | +45.5 % |" in text
+    assert (
+        f"| {method_label('full')} | 1.00 | 2 | 0.450 ± 0.050 | [-0.185, 1.085] | 0.650 | 100.0 % | 11 | – | 0 | 105 |"
+        in text
+    )
+    assert (
+        "| random (uniform, no balance) | 0.50 | 2 | 0.325 ± 0.025 | [0.007, 0.643] | 0.500 | 72.2 % | 6 | +45.5 % |"
+        in text
+    )
     assert "| clc | 0.25 | 1 (1 failed) | 0.200 ± 0.000 |" in text
     assert "RuntimeError: out of memory" in text
     for name in ("map_vs_fraction", "kwh_vs_fraction", "pareto"):
@@ -118,3 +124,37 @@ def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(DetReduceError, match="results.csv"):
         write_report(tmp_path)
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_mean_interval_is_the_student_t_interval_over_seeds():
+    from detreduce.metrics import mean_interval
+
+    mean, lo, hi = mean_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 * 1.0 / 3**0.5  # t(0.975, 2) · s / √n, s = 1
+    assert (mean, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    assert mean_interval([0.4])[0] == 0.4 and pd.isna(mean_interval([0.4])[1])
+
+
+def test_paired_to_random_marks_what_the_seeds_can_tell(sweep_dir):
+    from detreduce.report.tables import paired_to_random
+
+    paired = paired_to_random(read_results(sweep_dir)).set_index(["method", "fraction"])
+    clc50 = paired.loc[("clc", 0.5)]
+    assert clc50["pairs"] == 2 and clc50["diff"] == pytest.approx(0.045)
+    assert clc50["lo"] < 0 < clc50["hi"] and clc50["verdict"] == "indistinguishable"
+    assert paired.loc[("clc", 0.25)]["verdict"] == "too few seeds"  # no random run at 0.25
+    rows = [
+        {"run_id": f"{m}_{s}", "method": m, "fraction": 0.5, "seed": s, "status": "ok",
+         "map50_95": v}
+        for m, vals in (("random", [0.30, 0.31, 0.32]), ("kcenter", [0.35, 0.37, 0.39]))
+        for s, v in enumerate(vals)
+    ]  # fmt: skip
+    better = paired_to_random(pd.DataFrame(rows)).iloc[0]
+    assert better["diff"] == pytest.approx(0.06) and better["lo"] > 0
+    assert better["verdict"] == "better"
+
+
+def test_report_has_the_paired_table(sweep_dir):
+    text = write_report(sweep_dir).read_text()
+    assert "## Against uniform random, paired by seed" in text
+    assert "| clc | 0.50 | 2 | +0.045 | [-0.146, +0.236] | indistinguishable from random |" in text

@@ -131,7 +131,9 @@ def plot_pareto(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     styles = _styles(methods)
     for m in methods:
         t = table[table["method"] == m]
-        ax.scatter(scale * t["kwh"], t["map50_95"], label=method_label(m), s=40, zorder=3, **styles[m])
+        ax.scatter(
+            scale * t["kwh"], t["map50_95"], label=method_label(m), s=40, zorder=3, **styles[m]
+        )
         for _, r in t.iterrows():
             ax.annotate(
                 f"{100 * r['fraction']:g}%",

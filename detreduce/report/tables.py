@@ -15,6 +15,7 @@ import pandas as pd
 
 from detreduce.errors import ConfigError
 from detreduce.methods import get_method
+from detreduce.metrics import mean_interval, paired_verdict
 from detreduce.sweep.grid import FULL, RANDOM
 from detreduce.sweep.store import read_results
 
@@ -65,7 +66,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, fraction) over finished runs.
 
     Columns: ``n`` finished seeds, ``failed`` runs, ``map50_95`` / ``map50`` mean and
-    ``map50_95_std`` (population std over seeds), ``map_rel`` = mean mAP50-95 / mean
+    ``map50_95_std`` (population std over seeds), ``map50_95_lo``/``_hi`` (95 % Student-t
+    interval of the mean over seeds, :func:`detreduce.metrics.mean_interval`), ``map_rel`` = mean mAP50-95 / mean
     full-data mAP50-95, ``kwh`` mean total kWh per run, ``kwh_saved`` = 1 − kwh / full
     kWh, ``eps`` mean ε-representativeness, ``seconds`` mean wall seconds per run.
     """
@@ -76,6 +78,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         "failed",
         "map50_95",
         "map50_95_std",
+        "map50_95_lo",
+        "map50_95_hi",
         "map50",
         "map_rel",
         "kwh",
@@ -91,6 +95,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     for (method, fraction), grp in df.groupby(["method", "fraction"], sort=False):
         ok = grp[grp["status"] == "ok"]
         kwh = float(ok["kwh_total"].mean()) if len(ok) else float("nan")
+        _, lo, hi = mean_interval(ok["map50_95"].astype(float).tolist())
         rows.append(
             {
                 "method": method,
@@ -99,6 +104,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
                 "failed": int((grp["status"] != "ok").sum()),
                 "map50_95": float(ok["map50_95"].mean()) if len(ok) else float("nan"),
                 "map50_95_std": float(ok["map50_95"].std(ddof=0)) if len(ok) else float("nan"),
+                "map50_95_lo": lo,
+                "map50_95_hi": hi,
                 "map50": float(ok["map50"].mean()) if len(ok) else float("nan"),
                 "map_rel": _ratio(ok["map50_95"].mean() if len(ok) else np.nan, ref["map50_95"]),
                 "kwh": kwh,
@@ -112,6 +119,37 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     order = {m: i for i, m in enumerate(method_order(out["method"]))}
     out["_o"] = out["method"].map(order)
     return out.sort_values(["_o", "fraction"]).drop(columns="_o").reset_index(drop=True)
+
+
+def paired_to_random(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Each method's mAP50-95 minus uniform ``random``'s at the same fraction and seed.
+
+    Pairing by seed removes what the seed does to both runs (shuffle order, init), so
+    the interval of the mean difference is tighter than comparing two means. Columns:
+    ``method``, ``fraction``, ``pairs`` (seeds where both finished), ``diff`` (mean
+    difference), ``lo``/``hi`` (its Student-t interval at ``level``) and ``verdict``
+    (:func:`detreduce.metrics.paired_verdict`: ``indistinguishable`` when the interval
+    covers 0). Training-kind methods (full data) are not paired.
+    """
+    cols = ["method", "fraction", "pairs", "diff", "lo", "hi", "verdict"]
+    ok = df[df["status"] == "ok"]
+    base = ok[ok["method"] == RANDOM].set_index(["fraction", "seed"])["map50_95"]
+    rows = []
+    for (method, fraction), grp in ok.groupby(["method", "fraction"], sort=False):
+        if method in (RANDOM, FULL):
+            continue
+        diffs = [
+            float(m) - float(base[(fraction, seed)])
+            for seed, m in zip(grp["seed"], grp["map50_95"], strict=True)
+            if (fraction, seed) in base.index
+        ]
+        mean, lo, hi = mean_interval(diffs, level)
+        verdict = paired_verdict(lo, hi)
+        rows.append([method, float(fraction), len(diffs), mean, lo, hi, verdict])
+    out = pd.DataFrame(rows, columns=cols)
+    order = {m: i for i, m in enumerate(method_order(out["method"]))}
+    out["_o"] = out["method"].map(order)
+    return out.sort_values(["fraction", "_o"]).drop(columns="_o").reset_index(drop=True)
 
 
 def _ratio(a: float, b: float) -> float:
