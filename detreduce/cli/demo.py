@@ -50,4 +50,9 @@ def demo(
             "[yellow]Ran on a synthetic dataset (BCCD not found): see the warning above.[/]"
         )
     console.print(f"Demo finished in {result.seconds:.0f} s on {result.data}", soft_wrap=True)
+    from detreduce.report.tables import load_sweep, one_line_answer, summary_table
+
+    answer = one_line_answer(summary_table(load_sweep(result.out)[0]))
+    if answer:
+        console.print(f"[bold]{answer}[/]", soft_wrap=True)
     console.print(f"Report: {result.report}", soft_wrap=True)

@@ -225,6 +225,11 @@ def sweep(
         f"{result.skipped} finished before. Results: {result.results}",
         soft_wrap=True,
     )
+    from detreduce.report.tables import load_sweep, one_line_answer, summary_table
+
+    answer = one_line_answer(summary_table(load_sweep(result.out)[0]))
+    if answer:
+        console.print(f"[bold]{answer}[/]", soft_wrap=True)
     if report:
         from detreduce.report import write_report
 

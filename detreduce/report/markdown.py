@@ -23,6 +23,7 @@ from detreduce.report.tables import (
     full_reference,
     load_sweep,
     method_order,
+    one_line_answer,
     paired_to_random,
     summary_table,
 )
@@ -255,6 +256,9 @@ def write_report(run_dir: str | Path) -> Path:
         f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from `results.csv` "
         f"({int((df['status'] == 'ok').sum())} finished runs, {len(failed)} failed).",
     ]
+    answer = one_line_answer(table)
+    if answer:
+        parts += ["", f"**In one line**: {answer}."]
     if config.get("command"):
         parts += ["", "Command:", "", "```", str(config["command"]), "```"]
     parts += [
