@@ -170,3 +170,37 @@ def test_one_line_answer_names_the_best_method_and_random(sweep_dir):
         "random keeps 72 % of full mAP50-95 for 45 % less energy"
     )
     assert f"**In one line**: {answer}." in write_report(sweep_dir).read_text()
+
+
+def test_time_to_accuracy_table_reads_curves_against_the_same_seeds_full_run():
+    from detreduce.report.markdown import tta_markdown
+    from detreduce.report.tables import time_to_accuracy_table
+
+    def curve(*maps):  # one point per epoch, 10 s and 0.001 kWh each
+        return json.dumps(
+            [
+                {"epoch": e, "map50": m, "map50_95": m, "seconds_training": 9.0 * e,
+                 "seconds_validation": 1.0 * e, "kwh": 0.001 * e}
+                for e, m in enumerate(maps, start=1)
+            ]
+        )  # fmt: skip
+
+    rows = [
+        ("full", 1.0, 0, 0.40, curve(0.2, 0.4)),
+        ("full", 1.0, 1, 0.50, curve(0.3, 0.5)),
+        ("kcenter", 0.5, 0, 0.39, curve(0.30, 0.37, 0.39)),  # 90 % of 0.40 = 0.36 at epoch 2
+        ("kcenter", 0.5, 1, 0.40, curve(0.35, 0.40)),  # 90 % of 0.50 = 0.45: never
+    ]
+    df = pd.DataFrame(
+        [
+            {"run_id": f"{m}{s}", "method": m, "fraction": f, "seed": s, "status": "ok",
+             "map50_95": v, "curve": c}
+            for m, f, s, v, c in rows
+        ]
+    )  # fmt: skip
+    row = time_to_accuracy_table(df).iloc[0]
+    assert (row["method"], row["runs"], row["reached_90"]) == ("kcenter", 2, 1)
+    assert row["kwh_90"] == pytest.approx(0.002) and row["seconds_90"] == pytest.approx(20.0)
+    assert row["reached_97"] == 1 and row["reached_99"] == 0  # 0.39 ≥ 0.97 × 0.40 = 0.388
+    text = tta_markdown(time_to_accuracy_table(df))
+    assert "| kcenter | 0.50 | 0.002, 20 s (1/2) |" in text and "never (0/2)" in text

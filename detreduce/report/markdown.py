@@ -26,6 +26,7 @@ from detreduce.report.tables import (
     one_line_answer,
     paired_to_random,
     summary_table,
+    time_to_accuracy_table,
 )
 from detreduce.sweep.grid import FULL
 
@@ -110,6 +111,27 @@ def summary_markdown(table: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")
 
 def _interval(lo: float, hi: float, spec: str = ".3f") -> str:
     return "–" if pd.isna(lo) or pd.isna(hi) else f"[{lo:{spec}}, {hi:{spec}}]"
+
+
+def tta_markdown(tta: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")) -> str:
+    """Time to accuracy (:func:`time_to_accuracy_table`): per level, the mean energy and
+    seconds to first reach that share of full-data mAP50-95, and how many seeds did."""
+    scale, name = unit
+    levels = [c.split("_", 1)[1] for c in tta.columns if c.startswith("reached_")]
+    header = ["method", "fraction"] + [f"{lv} % of full ({name}, s)" for lv in levels]
+    rows = []
+    for _, r in tta.iterrows():
+        cells = [method_label(str(r["method"])), _fmt(r["fraction"], ".2f")]
+        for lv in levels:
+            got, runs = int(r[f"reached_{lv}"]), int(r["runs"])
+            if got == 0:
+                cells.append(f"never (0/{runs})")
+                continue
+            cells.append(
+                f"{_energy(r[f'kwh_{lv}'], scale)}, {_fmt(r[f'seconds_{lv}'], '.0f')} s ({got}/{runs})"
+            )
+        rows.append(cells)
+    return _md_table(header, rows)
 
 
 def paired_markdown(paired: pd.DataFrame) -> str:
@@ -259,6 +281,19 @@ def write_report(run_dir: str | Path) -> Path:
     answer = one_line_answer(table)
     if answer:
         parts += ["", f"**In one line**: {answer}."]
+    tta = time_to_accuracy_table(df)
+    if len(tta):
+        parts += [
+            "",
+            "## Time to accuracy",
+            "",
+            tta_markdown(tta, unit),
+            "",
+            "Energy and seconds (training and in-training validation, mean over the seeds "
+            "that got there) until a run first reached that share of the full-data run's "
+            "final mAP50-95 of the same seed; (k/n): k of n seeds reached it. Runs trained "
+            "under the `converge` budget carry the curve this reads.",
+        ]
     if config.get("command"):
         parts += ["", "Command:", "", "```", str(config["command"]), "```"]
     parts += [

@@ -18,6 +18,7 @@ from detreduce.methods import get_method
 from detreduce.metrics import mean_interval, paired_verdict
 from detreduce.sweep.grid import FULL, RANDOM
 from detreduce.sweep.store import read_results
+from detreduce.train.convergence import TTA_LEVELS, time_to_accuracy
 
 
 def is_baseline(method: str) -> bool:
@@ -150,6 +151,62 @@ def paired_to_random(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     order = {m: i for i, m in enumerate(method_order(out["method"]))}
     out["_o"] = out["method"].map(order)
     return out.sort_values(["fraction", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def time_to_accuracy_table(
+    df: pd.DataFrame, levels: tuple[float, ...] = TTA_LEVELS
+) -> pd.DataFrame:
+    """Per (method, fraction): how many seeds reached each share of the full-data run's
+    final mAP50-95 (same seed), and the mean kWh and seconds it took them to get there.
+
+    Reads each run's ``curve`` (runs trained under the ``converge`` budget). Columns:
+    ``method``, ``fraction``, ``runs`` (runs with a curve and a full-data run of their
+    seed), then per level ``L`` (90, 95, ...): ``reached_L`` (runs that got there),
+    ``kwh_L`` and ``seconds_L`` (means over those runs; NaN when none did). Empty when
+    no run has a curve.
+    """
+    keys = [f"{round(100 * lv)}" for lv in levels]
+    cols = ["method", "fraction", "runs"] + [
+        f"{w}_{k}" for k in keys for w in ("reached", "kwh", "seconds")
+    ]
+    ok = df[df["status"] == "ok"]
+    if "curve" not in ok:
+        return pd.DataFrame(columns=cols)
+    target = ok[ok["method"] == FULL].set_index("seed")["map50_95"]
+    rows = []
+    for (method, fraction), grp in ok.groupby(["method", "fraction"], sort=False):
+        if method == FULL:
+            continue
+        hits = [
+            time_to_accuracy(_curve(c), float(target[seed]), levels)
+            for seed, c in zip(grp["seed"], grp["curve"], strict=True)
+            if seed in target.index and _curve(c)
+        ]
+        if not hits:
+            continue
+        row: dict[str, Any] = {"method": method, "fraction": float(fraction), "runs": len(hits)}
+        for k in keys:
+            got = [h[k] for h in hits if h[k] is not None]
+            row[f"reached_{k}"] = len(got)
+            row[f"kwh_{k}"] = _mean_of([g["kwh"] for g in got])
+            row[f"seconds_{k}"] = _mean_of([g["seconds"] for g in got])
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=cols)
+    order = {m: i for i, m in enumerate(method_order(out["method"]))}
+    out["_o"] = out["method"].map(order)
+    return out.sort_values(["fraction", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _curve(value: Any) -> list[dict[str, Any]]:
+    """A run's curve from the results frame (JSON text, a list, or empty)."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else []
+    return list(value) if isinstance(value, list) else []
+
+
+def _mean_of(values: list[float | None]) -> float:
+    vals = [float(v) for v in values if v is not None]
+    return float(np.mean(vals)) if vals else float("nan")
 
 
 def one_line_answer(table: pd.DataFrame) -> str:

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -64,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from detreduce.errors import ConfigError
+from detreduce.train.convergence import Convergence, CurvePoint
 from detreduce.train.offline import import_ultralytics
 from detreduce.train.policy import FullPolicy, TrainingPolicy, as_policy
 
@@ -245,9 +247,15 @@ class MeteredTrainer(DetectionTrainer):
     """
 
     policy: TrainingPolicy | None = None
+    #: The ``converge`` budget's rule (None: no in-training validation), set by make_trainer.
+    convergence: Convergence | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if type(self).convergence is not None:  # a fresh curve per trainer
+            c = type(self).convergence
+            self.convergence = Convergence(patience=c.patience, val_every=c.val_every)
+        self.seconds_validation = 0.0
         self.policy = as_policy(type(self).policy)
         _check_policy_supported(self.policy)
         self.iterations = 0
@@ -376,9 +384,33 @@ class MeteredTrainer(DetectionTrainer):
             "per_image_max": int(counts.max()) if len(counts) else 0,
         }
 
-    def validate(self) -> tuple[dict, None]:
-        """Skip validation: no metrics, no fitness, so no ``best.pt`` selection on val."""
-        return self.metrics, None
+    def validate(self) -> tuple[dict, float | None]:
+        """Skip validation (no metrics, no fitness) unless the run trains to convergence.
+
+        Under the ``converge`` budget (:attr:`convergence` set, Ultralytics' ``val=True``)
+        validate on the rule's epochs only, time it apart from training, add the point
+        to the curve and stop on a plateau (:mod:`detreduce.train.convergence`). The
+        final weights are still what detreduce validates and reports (not ``best.pt``).
+        """
+        rule = self.convergence
+        epoch = int(self.epoch) + 1
+        if rule is None or not rule.due(epoch, final=epoch >= self.epochs):
+            return self.metrics, None
+        started = time.time()
+        metrics, fitness = super().validate()
+        self.seconds_validation += time.time() - started
+        rule.record(
+            CurvePoint(
+                epoch=epoch,
+                map50=float(metrics.get("metrics/mAP50(B)", float("nan"))),
+                map50_95=float(metrics.get("metrics/mAP50-95(B)", float("nan"))),
+                seconds_training=time.time() - self.train_time_start - self.seconds_validation,
+                seconds_validation=self.seconds_validation,
+            )
+        )
+        if rule.plateaued():
+            self.stop = True
+        return metrics, fitness
 
     def final_eval(self) -> None:
         """Strip the optimizer from ``last.pt``; the validation is detreduce's own phase."""
@@ -386,8 +418,11 @@ class MeteredTrainer(DetectionTrainer):
             strip_optimizer(self.last)
 
 
-def make_trainer(policy: TrainingPolicy | None = None) -> type[MeteredTrainer]:
-    """A :class:`MeteredTrainer` subclass bound to ``policy``, for ``model.train(trainer=...)``.
+def make_trainer(
+    policy: TrainingPolicy | None = None, convergence: Convergence | None = None
+) -> type[MeteredTrainer]:
+    """A :class:`MeteredTrainer` subclass bound to ``policy`` (and, for the ``converge``
+    budget, its ``convergence`` rule), for ``model.train(trainer=...)``.
 
     Ultralytics instantiates the class itself, so the policy travels as a class
     attribute (the class is cloudpickled by value for DDP workers).
@@ -397,5 +432,5 @@ def make_trainer(policy: TrainingPolicy | None = None) -> type[MeteredTrainer]:
     return type(
         f"MeteredTrainer_{policy.name or type(policy).__name__}",
         (MeteredTrainer,),
-        {"policy": policy, "__module__": __name__},
+        {"policy": policy, "convergence": convergence, "__module__": __name__},
     )
