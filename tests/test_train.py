@@ -26,6 +26,12 @@ TINY = {"epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu", "seed": 0}
 
 
 # ------------------------------------------------------------------ budget policy
+def test_converge_trains_at_most_max_epochs_whatever_the_fraction():
+    for fraction in (0.1, 0.5, 1.0):
+        plan = plan_epochs(10, budget="converge", fraction=fraction, max_epochs=60)
+        assert (plan.epochs, plan.budget, plan.capped) == (60, "converge", False)
+
+
 @pytest.mark.parametrize(
     ("epochs", "budget", "fraction", "cap", "expected", "capped"),
     [
@@ -35,6 +41,7 @@ TINY = {"epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu", "seed": 0}
         (10, "steps", 0.3, 4.0, 33, False),
         (10, "steps", 0.1, 4.0, 40, True),  # 100 wanted, capped at 4x
         (3, "steps", 0.5, 1.5, 4, True),  # round(4.5) under the cap
+        (10, "converge", 0.25, 4.0, 10, False),  # without max_epochs: epochs is the cap
     ],
 )
 def test_plan_epochs(epochs, budget, fraction, cap, expected, capped):

@@ -9,6 +9,10 @@ Two protocols answer two questions, and a number means little without its protoc
   ``max_epoch_scale x epochs``), so runs see about the same number of optimizer steps
   and the comparison isolates data quality from compute. When the cap binds, steps are
   no longer equal and ``capped`` says so.
+- ``converge``: every run trains until val mAP50-95 plateaus (``patience`` epochs
+  without a gain, validated every ``val_every`` epochs) or ``max_epochs`` is reached
+  (:mod:`detreduce.train.convergence`), so each run gets to its own accuracy and the
+  comparison is accuracy and cost at convergence (time-to-accuracy).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 
 from detreduce.errors import ConfigError
 
-BUDGETS = ("epochs", "steps")
+BUDGETS = ("epochs", "steps", "converge")
 
 
 @dataclass(frozen=True)
@@ -34,9 +38,16 @@ class EpochPlan:
 
 
 def plan_epochs(
-    epochs: int, *, budget: str = "epochs", fraction: float = 1.0, max_epoch_scale: float = 4.0
+    epochs: int,
+    *,
+    budget: str = "epochs",
+    fraction: float = 1.0,
+    max_epoch_scale: float = 4.0,
+    max_epochs: int | None = None,
 ) -> EpochPlan:
-    """Epochs to train: ``epochs`` (budget='epochs') or ``round(epochs / fraction)`` capped.
+    """Epochs to train: ``epochs`` (budget='epochs'), ``round(epochs / fraction)`` capped
+    (budget='steps'), or at most ``max_epochs`` (budget='converge': the run may stop
+    earlier, on a plateau).
 
     >>> plan_epochs(10, budget="steps", fraction=0.5).epochs
     20
@@ -55,6 +66,11 @@ def plan_epochs(
         raise ConfigError(f"max_epoch_scale must be >= 1, got {max_epoch_scale}")
     if budget == "epochs":
         return EpochPlan(budget, epochs, float(fraction), 1.0, epochs, False)
+    if budget == "converge":
+        cap = epochs if max_epochs is None else int(max_epochs)
+        if cap < 1:
+            raise ConfigError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
+        return EpochPlan(budget, epochs, float(fraction), 1.0, cap, False)
     wanted = 1.0 / fraction
     scale = min(wanted, float(max_epoch_scale))
     return EpochPlan(
