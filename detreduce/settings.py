@@ -103,6 +103,25 @@ class Int(Rule):
         return value
 
 
+class IntOrAuto(Int):
+    """An integer (as :class:`Int`; a digit string from the CLI too) or ``auto``, which the
+    code that uses the value resolves for the machine it runs on."""
+
+    def __init__(self, lo: int | None = None) -> None:
+        super().__init__(lo)
+        self.expected = f"auto or {self.expected}"
+
+    def check(self, value: Any) -> int | str:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "auto":
+                return "auto"
+            if not text.isdigit():
+                raise ValueError(self.expected)
+            value = int(text)
+        return super().check(value)
+
+
 class Float(Rule):
     def __init__(
         self,
@@ -220,19 +239,15 @@ class Custom(Rule):
 
 # ------------------------------------------------------------------- custom checks
 def _model(value: Any) -> str:
-    """A model YAML (a name Ultralytics knows, or a file) or an existing local ``.pt``."""
-    text = Str().check(value)
-    path = Path(text)
-    if path.suffix == ".pt":
-        if not path.is_file():
-            from detreduce.errors import WeightsNotFoundError
+    """A zoo model name, a model YAML, a local ``.pt`` or an official Ultralytics weight name.
 
-            raise WeightsNotFoundError(
-                f"weights file not found: {text} (no detector weights are downloaded; give a "
-                "local .pt path or a model YAML such as yolov8n.yaml to train from scratch)"
-            )
-    elif path.suffix not in (".yaml", ".yml"):
-        raise ValueError("a model YAML (yolov8n.yaml) or a local .pt file")
+    Whether an official name that is not on disk may be downloaded depends on
+    ``allow_download``: :meth:`TrainSettings.__post_init__` checks the pair.
+    """
+    from detreduce.train.zoo import check_model
+
+    text = Str().check(value)
+    check_model(text, allow_download=True)
     return text
 
 
@@ -604,6 +619,9 @@ class TrainSettings(Settings):
     is a fixed number of images (Ultralytics' ``-1``/fractional auto-batch is not
     deterministic and is not accepted). ``device`` is kept as typed (``auto`` stays
     ``auto`` in manifests and sweep protocols); :attr:`resolved_device` parses it.
+    ``threads`` (torch CPU threads) and ``workers`` (loader processes) may be ``auto``,
+    kept as typed too: :func:`detreduce.train.threads.plan_threads` resolves them when
+    training starts, and the result records the values that ran.
     """
 
     SECTION: ClassVar[str] = "train"
@@ -614,13 +632,15 @@ class TrainSettings(Settings):
         "batch": Int(1),
         "device": Custom(_device, "a device", expensive=True),
         "seed": Int(0),
-        "workers": Int(0),
+        "workers": IntOrAuto(0),
+        "threads": IntOrAuto(1),
         "budget": Choice(("epochs", "steps")),
         "fraction": Float(0.0, 1.0, lo_open=True),
         "max_epoch_scale": Float(1.0),
         "amp": Bool(),
         "min_optimizer_steps": Int(0),
         "verbose": Bool(),
+        "allow_download": Bool(),
     }
 
     model: str
@@ -629,13 +649,21 @@ class TrainSettings(Settings):
     batch: int
     device: str
     seed: int
-    workers: int
+    workers: int | str
+    threads: int | str
     budget: str
     fraction: float
     max_epoch_scale: float
     amp: bool
     min_optimizer_steps: int
     verbose: bool
+    allow_download: bool
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from detreduce.train.zoo import check_model
+
+        check_model(self.model, self.allow_download)  # yolo11n.pt offline: says how to get it
 
     @property
     def resolved_device(self):

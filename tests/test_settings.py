@@ -111,7 +111,7 @@ BAD = [
     (TrainSettings, {"imgsz": 16}, r"train\.imgsz: expected an integer >= 32"),
     (TrainSettings, {"batch": 0}, r"train\.batch: expected an integer >= 1, got 0"),
     (TrainSettings, {"batch": -1}, r"train\.batch: expected an integer >= 1, got -1"),
-    (TrainSettings, {"workers": -1}, r"train\.workers: expected an integer >= 0, got -1"),
+    (TrainSettings, {"workers": -1}, r"train\.workers: expected auto or an integer >= 0, got -1"),
     (TrainSettings, {"epochs": 2.5}, r"train\.epochs: expected an integer >= 1, got 2\.5"),
     (TrainSettings, {"budget": "time"}, r"train\.budget: expected one of epochs, steps, got 'time'"),
     (TrainSettings, {"fraction": 0}, r"train\.fraction: expected a number in \(0, 1\], got 0"),
@@ -163,7 +163,7 @@ def test_bad_value_is_one_line_naming_setting_expected_and_given(cls, overrides,
 
 
 def test_missing_weights_file_is_its_own_error(tmp_path):
-    with pytest.raises(WeightsNotFoundError, match="no detector weights are downloaded"):
+    with pytest.raises(WeightsNotFoundError, match="weights file not found.*nothing can download"):
         TrainSettings.build(model=str(tmp_path / "best.pt"))
     (tmp_path / "best.pt").write_bytes(b"x")
     assert TrainSettings.build(model=str(tmp_path / "best.pt")).model == str(tmp_path / "best.pt")
@@ -229,7 +229,9 @@ def test_protocol_key_of_the_committed_bccd_sweep_is_unchanged():
     """results/bccd was swept before settings objects existed: same settings, same key.
 
     Its sweep.json was published with a relative dataset path; the key was computed on
-    the absolute path the sweep ran with (the run ids in results.csv carry it).
+    the absolute path the sweep ran with (the run ids in results.csv carry it). It ran
+    with the then default ``workers: 2``; the default is ``auto`` now, so resuming it
+    needs ``--workers 2`` (a rerun without it is refused with the differing key).
     """
     folder = REPO / "results" / "bccd"
     config = json.loads((folder / "sweep.json").read_text())
@@ -238,7 +240,7 @@ def test_protocol_key_of_the_committed_bccd_sweep_is_unchanged():
         dataset="/work/shared/datasets/bccd",
         fingerprint=old["fingerprint"],
         sweep=SweepSettings.build(methods=["random", "clc", "kcenter"], seeds=[0, 1]),
-        train=TrainSettings.build(epochs=12, imgsz=224, batch=8, device="auto"),
+        train=TrainSettings.build(epochs=12, imgsz=224, batch=8, device="auto", workers=2),
         features=FeatureSettings.build(),
         balance=BalanceSettings.build(),
         train_args={"nbs": 8, "warmup_epochs": 1},
@@ -249,7 +251,7 @@ def test_protocol_key_of_the_committed_bccd_sweep_is_unchanged():
         assert {row["protocol"] for row in csv.DictReader(f)} == {protocol.key()}
     # and trials rebuild the same settings from it
     assert protocol.train_settings() == TrainSettings.build(
-        epochs=12, imgsz=224, batch=8, device="auto"
+        epochs=12, imgsz=224, batch=8, device="auto", workers=2
     )
     assert protocol.balance_settings() == BalanceSettings.build()
 

@@ -118,7 +118,10 @@ def sweep(
         _join(default("sweep.seeds")), help="Comma-separated seeds, e.g. 0,1,2."
     ),
     out: Path | None = typer.Option(None, help="Sweep folder (default: runs/sweep-<dataset>)."),
-    model: str = typer.Option(default("train.model"), help="Ultralytics model YAML or .pt path."),
+    model: str = typer.Option(
+        default("train.model"),
+        help="Zoo model (yolo-mobilenetv2; `detreduce models`), model YAML or .pt path.",
+    ),
     epochs: int = typer.Option(default("train.epochs"), help="Epochs of the full-data run."),
     imgsz: int = typer.Option(
         default("train.imgsz"), help="Training and validation image size (pixels)."
@@ -132,7 +135,12 @@ def sweep(
         default("train.budget"),
         help="epochs: every run trains --epochs; steps: reduced runs train epochs/fraction (capped).",
     ),
-    workers: int = typer.Option(default("train.workers"), help="Dataloader workers."),
+    workers: str = typer.Option(
+        str(default("train.workers")), help="Train loader processes, or auto (as in `train`)."
+    ),
+    threads: str = typer.Option(
+        str(default("train.threads")), help="Torch CPU threads, or auto (as in `train`)."
+    ),
     backbone: str | None = typer.Option(
         None, help="Embedding backbone (default: features.backbone)."
     ),
@@ -200,6 +208,7 @@ def sweep(
             device=device,
             budget=budget,
             workers=workers,
+            threads=threads,
         ),
         features=FeatureSettings.build(backbone=backbone, device=device),
         balance=BalanceSettings.build(mode=balance),

@@ -30,14 +30,24 @@ def train(
         show_default=False,
     ),
     model: str = typer.Option(
-        default("train.model"), help="Model YAML (from scratch) or a local .pt file."
+        default("train.model"),
+        help="A zoo model with an ImageNet-pretrained backbone, offline (yolo-mobilenetv2; "
+        "list: `detreduce models`), a model YAML (from scratch) or a .pt file.",
     ),
     epochs: int = typer.Option(default("train.epochs"), help="Epochs (before budget scaling)."),
     imgsz: int = typer.Option(default("train.imgsz"), help="Train/val image size in pixels."),
     batch: int = typer.Option(default("train.batch"), help="Batch size."),
     device: str = typer.Option(default("train.device"), help="auto, cpu, 0, 0,1 ..."),
     seed: int = typer.Option(default("train.seed"), help="Seed (training is deterministic)."),
-    workers: int = typer.Option(default("train.workers"), help="Dataloader workers."),
+    workers: str = typer.Option(
+        str(default("train.workers")),
+        help="Train loader processes, or auto (0 on <= 2 CPU cores; Ultralytics' 8 on a GPU).",
+    ),
+    threads: str = typer.Option(
+        str(default("train.threads")),
+        help="Torch CPU threads, or auto (the machine's cores; 1 when others load it; "
+        "on a GPU Ultralytics' own). Recorded in result.json.",
+    ),
     budget: str = typer.Option(
         default("train.budget"),
         help="epochs: same epochs for every run | steps: epochs / fraction (equal optimizer steps).",
@@ -54,6 +64,10 @@ def train(
     overwrite: bool = typer.Option(False, help="Replace a finished run in the output folder."),
     verbose: bool = typer.Option(
         default("train.verbose"), help="Show Ultralytics' own logs and progress bars."
+    ),
+    allow_download: bool = typer.Option(
+        default("train.allow_download"),
+        help="Let Ultralytics download an official --model weight (yolo11n.pt) not on disk.",
     ),
     cpu_watts: float | None = typer.Option(
         default("train.energy_cpu_watts"),
@@ -89,10 +103,12 @@ def train(
         device=device,
         seed=seed,
         workers=workers,
+        threads=threads,
         budget=budget,
         fraction=fraction,
         max_epoch_scale=max_epoch_scale,
         verbose=verbose,
+        allow_download=allow_download,
     )
     meter = EnergyMeter({"cpu_watts": cpu_watts})
     train_args = parse_key_values(train_arg)
@@ -145,6 +161,9 @@ def _result_tables(result: TrainResult) -> tuple[Table, Table]:
     table.add_row(
         "epochs / steps / images seen",
         f"{result.epochs} / {result.steps} / {result.images_seen}",
+    )
+    table.add_row(
+        "device / torch threads / workers", f"{result.device} / {result.threads} / {result.workers}"
     )
     table.add_row("mAP50-95", f"{result.map50_95:.4f}")
     table.add_row("mAP50", f"{result.map50:.4f}")

@@ -11,7 +11,6 @@ image not already cached, one forward per image and per box.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from detreduce.data.model import DetectionDataset
-from detreduce.device import parse_device
+from detreduce.device import cpu_cores, cpu_threads, loader_workers, others_load, parse_device
 from detreduce.errors import ConfigError, DatasetError
 from detreduce.features.backbones import Backbone, get_backbone
 from detreduce.features.cache import ShardStore, derived_key, image_key, store_dir
@@ -126,27 +125,19 @@ def auto_batch_size(device: torch.device, input_size: int) -> int:
 def auto_workers(device: torch.device) -> int:
     """Decode processes: few beside a CPU forward pass (it dominates), most cores beside a GPU.
 
-    On CPU, inference costs ~10× the decode (MobileNetV2 at 224 px vs a 640×480 JPEG),
-    so on two cores both go to torch and decoding stays inline.
+    On CPU, inference costs ~10× the decode (MobileNetV2 at 224 px vs a 640×480 JPEG):
+    :func:`detreduce.device.loader_workers` (none on two cores, decoding stays inline).
     """
-    cores = os.cpu_count() or 1
+    cores = cpu_cores()
     if device.type != "cuda":
-        return 0 if cores <= 2 else max(1, min(4, cores // 4))
+        return loader_workers(cores)
     return max(1, min(12, cores - 1))
 
 
 def auto_threads(workers: int) -> int:
-    """Torch CPU threads: the cores the decode workers leave, or 1 on a busy machine.
-
-    OpenMP threads wait for each other at every layer; when other processes preempt
-    them, each wait costs a scheduler time slice. Measured on a 2-core machine with a
-    load average of ~5: MobileNetV2 at 32 px ran at 6 img/s on 2 threads and 328 img/s
-    on 1. So when the 1-minute load average already exceeds the core count, use 1.
-    """
-    cores = os.cpu_count() or 1
-    if os.getloadavg()[0] > cores:
-        return 1
-    return max(1, cores - workers)
+    """Torch CPU threads: the cores the decode workers leave, or 1 on a busy machine
+    (:func:`detreduce.device.cpu_threads`, the rule training applies too)."""
+    return cpu_threads(cpu_cores(), others_load(), reserved=workers)
 
 
 def embed_dataset(

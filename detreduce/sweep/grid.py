@@ -55,14 +55,14 @@ class Protocol:
     backbone: str
     balance: str
     level: str
-    workers: int
+    workers: int | str
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     train_args: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     #: Settings beyond the named fields that change a trial's numbers (per section).
     MEASURED: ClassVar[dict[str, tuple[str, ...]]] = {
-        "train": ("max_epoch_scale", "amp"),
+        "train": ("max_epoch_scale", "amp", "threads"),
         "features": FeatureSettings.VALUE_FIELDS,
         "balance": (
             "classes_strata", "boxes_strata", "count_bins", "size_bins", "strategy",

@@ -221,6 +221,8 @@ class TrialRunner:
             figures={
                 **summary.to_figures(),
                 "budget_capped": train.budget_capped,
+                "threads": train.threads,
+                "workers": train.workers,
                 "country": total.country_iso_code,
                 **({"policy": train.policy} if method.kind == "training" else {}),
             },

@@ -64,6 +64,9 @@ class TrainResult:
     versions: dict[str, str] = field(default_factory=dict)
     # the training policy (detreduce.train.policy): name, params, images scheduled/forwarded
     policy: dict[str, Any] = field(default_factory=dict)
+    # torch CPU threads training ran on (``workers`` above: its loader processes); None in a
+    # result.json written before it was recorded (Ultralytics' cores - 1 then, on CPU)
+    threads: int | None = None
 
     @property
     def seconds_training(self) -> float:

@@ -7,7 +7,9 @@ seconds and energy of training and of validation (metered separately), and the c
 Offline by construction (:mod:`detreduce.train.offline`): no font, AMP-check or hub
 download, no analytics, no ``labels.cache`` written outside the run folder and
 detreduce's cache. Deterministic given ``seed`` on CPU (Ultralytics ``seed`` +
-``deterministic=True``); global RNG and torch determinism settings are restored after.
+``deterministic=True``) and the torch CPU thread count (:mod:`detreduce.train.threads`:
+``threads``/``workers`` from the machine unless set, both recorded); global RNG, torch
+determinism settings and torch's thread count are restored after.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from detreduce.train.datayaml import DataYaml, resolve_data_yaml
 from detreduce.train.offline import offline_ultralytics, quiet_ultralytics
 from detreduce.train.policy import TrainingPolicy, as_policy
 from detreduce.train.result import TrainResult
+from detreduce.train.threads import ThreadPlan, plan_threads, restored_threads
+from detreduce.train.zoo import resolve_model
 
 log = logging.getLogger("detreduce")
 
@@ -41,15 +45,6 @@ _OWNED = {
     "project", "name", "exist_ok", "plots", "val", "cache", "fraction", "resume", "trainer",
     "verbose", "time",
 }  # fmt: skip
-
-
-def _model_path(model: str) -> str:
-    """A model file that exists as an absolute path; a model YAML name stays as it is.
-
-    (:class:`~detreduce.settings.TrainSettings` has checked what it is.)
-    """
-    path = Path(model)
-    return str(path.absolute()) if path.is_file() else model
 
 
 def _check_labels(data_yaml: str | Path, on_error: str) -> None:
@@ -133,16 +128,20 @@ def train_yolo(
     """Train YOLO on ``data_yaml``'s train split, validate on its full val split.
 
     ``settings`` (:class:`~detreduce.settings.TrainSettings`: model, epochs, imgsz,
-    batch, device, seed, workers, budget, fraction, max_epoch_scale, amp, verbose) is
-    built once with ``TrainSettings.build(settings, **overrides)``, so
+    batch, device, seed, workers, threads, budget, fraction, max_epoch_scale, amp, verbose,
+    allow_download) is built once with ``TrainSettings.build(settings, **overrides)``, so
     ``train_yolo(data, out_dir=..., epochs=5)`` and
     ``train_yolo(data, out_dir=..., settings=TrainSettings.build(epochs=5))`` are one
     path with one validation; unknown keywords raise with suggestions.
     ``budget='steps'`` trains ``epochs / fraction`` epochs (capped at
     ``max_epoch_scale x epochs``, see :mod:`detreduce.train.budget`); ``fraction`` is
-    this split's share of the full train set. ``train_args`` passes other Ultralytics
-    train arguments (``lr0``, ``mosaic``, ...) unchanged; it may not set what the
-    settings own. ``energy`` collects the ``training`` and ``validation`` records: a
+    this split's share of the full train set. ``model`` is resolved by
+    :func:`detreduce.train.zoo.resolve_model`: a zoo name (``yolo-mobilenetv2``) trains
+    from its ImageNet backbone offline, a model YAML from scratch, a ``.pt`` from those
+    weights (an official name not on disk only with ``allow_download``); ``result.model``
+    records the zoo name, the YAML as given or the ``.pt``'s absolute path.
+    ``train_args`` passes other Ultralytics train arguments (``lr0``, ``mosaic``, ...)
+    unchanged; it may not set what the settings own. ``energy`` collects the ``training`` and ``validation`` records: a
     meter, or the :class:`~detreduce.settings.EnergySettings` of a new one (None: the
     defaults). ``on_epoch_end(done, total)`` is called after every epoch (progress bars).
     ``policy`` (:mod:`detreduce.train.policy`) decides what each epoch forwards; None is
@@ -160,7 +159,6 @@ def train_yolo(
     is read. Cost: ``epochs`` passes over the train images plus one over the val images.
     """
     cfg = TrainSettings.build(settings, **overrides)
-    model = _model_path(cfg.model)
     clash = sorted(set(train_args or {}) & _OWNED)
     if clash:
         raise ConfigError(
@@ -183,16 +181,22 @@ def train_yolo(
     if on_error is not None:
         _check_labels(data.source, on_error)
     device = cfg.resolved_device.ultralytics  # "auto" resolved here (imports torch)
+    threads = plan_threads(cfg.threads, cfg.workers, cfg.resolved_device.kind)
     resolved_yaml = _fresh_out_dir(out, data)
+    # A zoo name: its YAML written, its backbone weights linked into detreduce's torch hub.
+    model = resolve_model(cfg.model, allow_download=cfg.allow_download)
     meter = energy if isinstance(energy, EnergyMeter) else EnergyMeter(energy)
     log.info(
         "training %s on %s: %d epochs (budget=%s, fraction=%.3g), imgsz=%d, batch=%d, device=%s",
-        model, data.source, plan.epochs, plan.budget, plan.fraction, cfg.imgsz, cfg.batch, device,
+        model.name, data.source, plan.epochs, plan.budget, plan.fraction, cfg.imgsz, cfg.batch, device,
     )  # fmt: skip
+    log.info(
+        "torch threads %s, loader workers %d (%s)", threads.threads, threads.workers, threads.why
+    )
     # Settings training and validation share, so the two can never disagree.
     common = dict(
         data=str(resolved_yaml), imgsz=cfg.imgsz, batch=cfg.batch, device=device,
-        workers=cfg.workers, plots=False, project=str(out), exist_ok=True, verbose=cfg.verbose,
+        workers=threads.workers, plots=False, project=str(out), exist_ok=True, verbose=cfg.verbose,
     )  # fmt: skip
     train_kwargs = dict(
         name="train", epochs=plan.epochs, seed=cfg.seed, deterministic=True, amp=cfg.amp,
@@ -202,9 +206,13 @@ def train_yolo(
         offline_ultralytics(cache_roots=[out, cache_root()]),
         quiet_ultralytics(cfg.verbose),
         _preserved_global_state(),
+        restored_threads(),
+        model.active(),  # the trainer builds the model again inside yolo.train
     ):
-        run = _train_then_validate(model, common, train_kwargs, policy, meter, on_epoch_end)
-    result = _result(cfg, model, device, plan, data, out, run)
+        run = _train_then_validate(
+            model.source, common, train_kwargs, policy, threads, meter, on_epoch_end
+        )
+    result = _result(cfg, model.name, device, plan, data, out, run)
     result.save(out / RESULT_FILE)
     log.info(
         "mAP50-95 %.4f, mAP50 %.4f in %.1f s train + %.1f s val",
@@ -234,6 +242,7 @@ class _Run:
     n_val_images: int
     train_energy: EnergyRecord
     val_energy: EnergyRecord
+    threads: int  # torch CPU threads training ran on (read when it started)
 
 
 def _train_then_validate(
@@ -241,16 +250,22 @@ def _train_then_validate(
     common: dict[str, Any],
     train_kwargs: dict[str, Any],
     policy: TrainingPolicy,
+    threads: ThreadPlan,
     meter: EnergyMeter,
     on_epoch_end: Callable[[int, int], None] | None,
 ) -> _Run:
     """Train (metered trainer under ``policy``), then validate the final weights once;
-    each phase metered on its own. Runs inside the offline/quiet/RNG guards."""
+    each phase metered on its own, both on ``threads``. Runs inside the offline/quiet/RNG
+    and thread-count guards."""
+    import torch
     from ultralytics import YOLO
 
     from detreduce.train.trainer import make_trainer
 
     yolo = YOLO(model)
+    threads.attach(yolo)
+    ran: list[int] = []
+    yolo.add_callback("on_train_start", lambda tr: ran.append(torch.get_num_threads()))
     if on_epoch_end is not None:
         yolo.add_callback(
             "on_train_epoch_end", lambda tr: on_epoch_end(int(tr.epoch) + 1, int(tr.epochs))
@@ -260,10 +275,12 @@ def _train_then_validate(
     trainer = yolo.trainer
     seen: list[int] = []
     val_model = YOLO(str(trainer.last))
+    threads.attach(val_model)
     val_model.add_callback("on_val_end", lambda validator: seen.append(int(validator.seen)))
     with meter.measure("validation") as val_phase:
         metrics = val_model.val(**common, name="val", split="val")
-    return _Run(trainer, metrics, seen[-1] if seen else 0, train_phase.record, val_phase.record)
+    n_val = seen[-1] if seen else 0
+    return _Run(trainer, metrics, n_val, train_phase.record, val_phase.record, ran[-1])
 
 
 def _result(
@@ -285,7 +302,7 @@ def _result(
         batch=cfg.batch,
         device=device,
         seed=cfg.seed,
-        workers=int(getattr(trainer.train_loader, "num_workers", cfg.workers)),
+        workers=int(trainer.train_loader.num_workers),
         amp=bool(trainer.amp),
         budget=plan.budget,
         fraction=plan.fraction,
@@ -312,4 +329,5 @@ def _result(
         weights=str(trainer.last),
         versions=_versions(),
         policy=trainer.policy_report,
+        threads=run.threads,
     )
