@@ -10,9 +10,9 @@ What Ultralytics does (8.4.190, read from the installed package):
   before the ``on_pretrain_routine_start`` callbacks (trainer.py:197), and in a
   standalone validator (``engine/validator.py:191``), before ``on_val_start``
   (validator.py:245). Nothing else sets the thread count during training or validation
-  (the in-training validator reuses the trainer's device; detreduce's trainer does not
-  validate anyway). Loader workers set 1 thread in their own processes (torch's
-  ``_worker_loop``), leaving the main process's count alone.
+  (the in-training validator of the ``converge`` budget is called with the trainer and
+  reuses its device, without ``select_device``). Loader workers set 1 thread in their
+  own processes (torch's ``_worker_loop``), leaving the main process's count alone.
 - Loader workers: ``BaseTrainer.__init__`` sets ``args.workers = 0`` for CPU and MPS
   training (trainer.py:178-179), before ``on_pretrain_routine_start``, whatever the user
   asked; the loaders then use ``min(cpu_count, workers, batches)`` (``build_dataloader``,
@@ -32,8 +32,9 @@ The rule (:func:`plan_threads`, pure given ``cores`` and ``load``), on CPU:
   reserved: every core on <= 2 cores, ``cores - loader_workers(cores)`` above, and 1
   when other processes' load (:func:`detreduce.device.others_load`) exceeds the cores.
   An explicit ``workers`` does not lower it: a CPU training's loader processes wait on
-  the forward/backward pass most of the time (2 cores, workers 2: 40.8 s on 1 thread,
-  25.0 s on 2, see ``benchmarks/NOTES_train.md``).
+  the forward/backward pass most of the time. Measured on 2 idle cores (BCCD, yolov8n,
+  3 epochs at 256 px, ``benchmarks/NOTES_train.md``): Ultralytics' 1 thread 45.9 s;
+  2 threads 28.0 s with 0 workers, 33.6 s with 2; 1 thread with 2 workers 45.6 s.
 
 On a GPU (and MPS), ``threads: auto`` leaves Ultralytics' behaviour alone and
 ``workers: auto`` is Ultralytics' default (8, ``cfg/default.yaml:21``). A number is
