@@ -237,7 +237,7 @@ def test_protocol_key_of_the_committed_bccd_sweep_is_unchanged():
     config = json.loads((folder / "sweep.json").read_text())
     old = config["protocol"]
     protocol = Protocol.from_settings(
-        dataset="/work/shared/datasets/bccd",
+        dataset="/work/shared/datasets/bccd",  # the path the 2026 sweep ran on (in its key)
         fingerprint=old["fingerprint"],
         sweep=SweepSettings.build(methods=["random", "clc", "kcenter"], seeds=[0, 1]),
         train=TrainSettings.build(epochs=12, imgsz=224, batch=8, device="auto", workers=2),
