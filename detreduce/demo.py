@@ -87,7 +87,9 @@ def demo_settings(
     """The demo's sweep and train settings: the ``sweep.demo_*`` defaults, then ``sweep`` /
     ``train`` overrides (``None`` values keep the demo's default)."""
     demo_sweep = {k: default(f"sweep.demo_{k}") for k in ("methods", "fractions", "seeds")}
-    demo_train = {k: default(f"sweep.demo_{k}") for k in ("epochs", "imgsz", "batch")}
+    demo_train = {
+        k: default(f"sweep.demo_{k}") for k in ("model", "epochs", "imgsz", "batch", "val_every")
+    }
     return (
         SweepSettings.build(demo_sweep, **dict(sweep or {})),
         TrainSettings.build(demo_train, **dict(train or {})),
@@ -104,8 +106,9 @@ def run_demo(
     overwrite: bool = False,
     on_event: Callable[[Any], None] | None = None,
 ) -> DemoResult:
-    """Run the demo sweep (random vs a clustering and a coverage method, two fractions,
-    full-data baseline, one seed) and write its report. Rerunning resumes it.
+    """Run the demo sweep (random vs a clustering and a coverage method, full-data
+    baseline, one seed, the pretrained ``yolo-mobilenetv2`` start) and write its report.
+    Rerunning resumes it.
 
     ``sweep`` and ``train`` override keys of :class:`~detreduce.settings.SweepSettings`
     and :class:`~detreduce.settings.TrainSettings` on top of the demo's defaults

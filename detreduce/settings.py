@@ -634,9 +634,12 @@ class TrainSettings(Settings):
         "seed": Int(0),
         "workers": IntOrAuto(0),
         "threads": IntOrAuto(1),
-        "budget": Choice(("epochs", "steps")),
+        "budget": Choice(("epochs", "steps", "converge")),
         "fraction": Float(0.0, 1.0, lo_open=True),
         "max_epoch_scale": Float(1.0),
+        "max_epochs": Int(1, optional=True),
+        "patience": Int(1),
+        "val_every": IntOrAuto(0),
         "amp": Bool(),
         "min_optimizer_steps": Int(0),
         "verbose": Bool(),
@@ -654,6 +657,9 @@ class TrainSettings(Settings):
     budget: str
     fraction: float
     max_epoch_scale: float
+    max_epochs: int | None
+    patience: int
+    val_every: int | str
     amp: bool
     min_optimizer_steps: int
     verbose: bool
@@ -663,7 +669,23 @@ class TrainSettings(Settings):
         super().__post_init__()
         from detreduce.train.zoo import check_model
 
+        if self.budget == "converge" and self.val_every == 0:
+            raise ConfigError(
+                "train.val_every: budget=converge validates to find the plateau; "
+                "set val_every >= 1 (or auto)"
+            )
         check_model(self.model, self.allow_download)  # yolo11n.pt offline: says how to get it
+
+    @property
+    def curve_every(self) -> int:
+        """Epochs between in-training validations (0: none, the curve is the final point).
+
+        ``val_every: auto`` is 1 under ``budget=converge`` (the plateau needs every
+        epoch) and 0 otherwise, so ``epochs``/``steps`` runs cost what they did.
+        """
+        if self.val_every == "auto":
+            return 1 if self.budget == "converge" else 0
+        return int(self.val_every)
 
     @property
     def resolved_device(self):

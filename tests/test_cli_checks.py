@@ -234,7 +234,7 @@ def test_sweep_bad_arguments_fail_before_any_data_is_read(
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        ("train_yolo", "unknown TrainSettings setting 'epoch' (cfg/train.yaml). Did you mean: epochs?"),
+        ("train_yolo", "unknown TrainSettings setting 'epoch' (cfg/train.yaml). Did you mean: epochs"),
         ("run_sweep_seed", "run_sweep sets train seed per run"),
         ("run_sweep_key", "unknown SweepSettings setting 'method' (cfg/sweep.yaml). Did you mean: methods?"),
         ("reduce_dataset", "unknown ReduceSettings setting 'backbone' (cfg/reduce.yaml)"),

@@ -201,6 +201,10 @@ def test_time_to_accuracy_table_reads_curves_against_the_same_seeds_full_run():
     row = time_to_accuracy_table(df).iloc[0]
     assert (row["method"], row["runs"], row["reached_90"]) == ("kcenter", 2, 1)
     assert row["kwh_90"] == pytest.approx(0.002) and row["seconds_90"] == pytest.approx(20.0)
+    # what the reduction cost (embedding share + selection) is paid before the first epoch
+    reduced = df.assign(kwh_embedding=0.0005, kwh_selection=0.0001, seconds_selection=3.0)
+    row = time_to_accuracy_table(reduced).iloc[0]
+    assert row["kwh_90"] == pytest.approx(0.0026) and row["seconds_90"] == pytest.approx(23.0)
     assert row["reached_97"] == 1 and row["reached_99"] == 0  # 0.39 ≥ 0.97 × 0.40 = 0.388
     text = tta_markdown(time_to_accuracy_table(df))
     assert "| kcenter | 0.50 | 0.002, 20 s (1/2) |" in text and "never (0/2)" in text

@@ -113,7 +113,7 @@ BAD = [
     (TrainSettings, {"batch": -1}, r"train\.batch: expected an integer >= 1, got -1"),
     (TrainSettings, {"workers": -1}, r"train\.workers: expected auto or an integer >= 0, got -1"),
     (TrainSettings, {"epochs": 2.5}, r"train\.epochs: expected an integer >= 1, got 2\.5"),
-    (TrainSettings, {"budget": "time"}, r"train\.budget: expected one of epochs, steps, got 'time'"),
+    (TrainSettings, {"budget": "time"}, r"train\.budget: expected one of epochs, steps, converge, got 'time'"),
     (TrainSettings, {"fraction": 0}, r"train\.fraction: expected a number in \(0, 1\], got 0"),
     (TrainSettings, {"fraction": 1.5}, r"train\.fraction: expected a number in \(0, 1\]"),
     (TrainSettings, {"max_epoch_scale": 0.5}, r"train\.max_epoch_scale: expected a number >= 1"),

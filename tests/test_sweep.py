@@ -275,3 +275,32 @@ def test_a_training_policy_is_one_more_method_name(tiny_data, tmp_path, monkeypa
     figures = df.loc["first_four", "figures"]
     policy = json.loads(figures)["policy"] if isinstance(figures, str) else figures["policy"]
     assert policy["name"] == "first_four"
+
+
+def test_a_converge_sweep_stores_curves_the_time_to_accuracy_table_reads(tiny_data, tmp_path):
+    """Every row carries its validation curve; the report's time-to-accuracy table is built
+    from those curves against the full run of the same seed."""
+    from detreduce.report.tables import time_to_accuracy_table
+    from detreduce.train.convergence import time_to_accuracy
+
+    train = {**TINY, "budget": "converge", "epochs": 2, "max_epochs": 3, "patience": 1}
+    result = run_sweep(tiny_data, tmp_path / "c", sweep=UF, train=train)
+    assert result.failed == 0
+    df = read_results(tmp_path / "c")
+    curves = {
+        m: json.loads(c) if isinstance(c, str) else c for m, c in zip(df["method"], df["curve"])
+    }
+    for method, curve in curves.items():
+        row = df[df["method"] == method].iloc[0]
+        assert [p["epoch"] for p in curve] == list(range(1, int(row["epochs"]) + 1))
+    table = time_to_accuracy_table(df)
+    assert set(table["method"]) == {"random", "ultralytics_fraction"}
+    full = float(df.loc[df["method"] == "full", "map50_95"].iloc[0])
+    for _, row in table.iterrows():
+        run = df[(df["method"] == row["method"]) & (df["fraction"] == row["fraction"])].iloc[0]
+        hit = time_to_accuracy(curves[row["method"]], full)["90"]
+        assert row["reached_90"] == (0 if hit is None or not full > 0 else 1)
+        if row["reached_90"]:  # the reduction's kWh is counted before the curve's
+            assert row["kwh_90"] == pytest.approx(
+                hit["kwh"] + run["kwh_selection"] + run["kwh_embedding"]
+            )

@@ -281,3 +281,50 @@ def test_sweep_warns_once_about_its_smallest_run(caplog):
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1
     assert warned[0].startswith("the smallest run at fraction 0.25 (52 images, 12 epochs")
+
+
+@pytest.mark.slow
+def test_converge_validates_every_epoch_stops_on_a_plateau_and_keeps_the_curve(tiny_data, tmp_path):
+    """1 epoch of patience on data too small to learn from: at most a few validated epochs,
+    one curve point each, cumulative seconds and kWh, the last equal to the phase's."""
+    r = train_yolo(
+        tiny_data, out_dir=tmp_path / "c", budget="converge", max_epochs=6, patience=1,
+        **{**TINY, "epochs": 2},
+    )  # fmt: skip
+    epochs = [p["epoch"] for p in r.curve]
+    assert epochs == list(range(1, r.epochs + 1))  # val_every auto = 1 under converge
+    assert r.epochs_planned == 6 and (r.epochs < 6) == r.stopped_early
+    best = max(r.curve, key=lambda p: (p["map50_95"], -p["epoch"]))
+    # stopped exactly when the best point became `patience` old, or ran to max_epochs
+    assert r.epochs == 6 or r.epochs - best["epoch"] == 1
+    kwh = [p["kwh"] for p in r.curve]
+    seconds = [p["seconds_training"] for p in r.curve]
+    assert kwh == sorted(kwh) and seconds == sorted(seconds) and seconds[0] > 0
+    assert kwh[-1] == pytest.approx(r.train_energy.kwh)
+    assert 0 < r.seconds_validation_in_training < r.seconds_training
+    assert r.curve[-1]["seconds_validation"] == pytest.approx(r.seconds_validation_in_training)
+    assert r.images_seen == r.epochs * r.n_train_images
+    assert (
+        TrainResult.from_dict(json.loads((tmp_path / "c" / RESULT_FILE).read_text())).curve
+        == r.curve
+    )
+
+
+@pytest.mark.slow
+def test_val_every_records_a_curve_under_the_epochs_budget_without_stopping(tiny_data, tmp_path):
+    r = train_yolo(tiny_data, out_dir=tmp_path / "e", val_every=2, **{**TINY, "epochs": 3})
+    assert [p["epoch"] for p in r.curve] == [2, 3] and r.epochs == 3 and not r.stopped_early
+    plain = train_yolo(tiny_data, out_dir=tmp_path / "p", **TINY)  # no in-training validation
+    assert [p["epoch"] for p in plain.curve] == [1] and plain.seconds_validation_in_training == 0
+    assert plain.curve[0]["map50_95"] == plain.map50_95
+    assert plain.curve[0]["kwh"] == pytest.approx(plain.energy.kwh)
+
+
+def test_converge_settings_are_checked(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="val_every"):
+        train_yolo(tiny_data, out_dir=tmp_path / "v", budget="converge", val_every=0, **TINY)
+    with pytest.raises(ConfigError, match="patience"):
+        train_yolo(tiny_data, out_dir=tmp_path / "p", budget="converge", patience=0, **TINY)
+    with pytest.raises(ConfigError, match="train_args may not set"):
+        train_yolo(tiny_data, out_dir=tmp_path / "a", train_args={"patience": 5}, **TINY)
+    assert not any((tmp_path / d).exists() for d in "vpa")

@@ -78,3 +78,43 @@ def parse_budget(text: str) -> float | int:
             f"--fraction: expected a share in (0, 1] (e.g. 0.25) or a whole image count "
             f"(e.g. 100), got {text!r}"
         ) from None
+
+
+# Training-budget options of `train` and `sweep` (defaults: cfg/train.yaml).
+BudgetOpt = Annotated[
+    str,
+    typer.Option(
+        "--budget",
+        help="epochs: every run trains --epochs | steps: reduced runs train epochs/fraction "
+        "(equal optimizer steps, capped) | converge: train until val mAP50-95 has not "
+        "improved for --patience epochs, at most --max-epochs.",
+    ),
+]
+MaxEpochsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-epochs", help="budget=converge trains at most this many epochs (default: --epochs)."
+    ),
+]
+PatienceOpt = Annotated[
+    int,
+    typer.Option(
+        "--patience",
+        help="budget=converge stops when the best val mAP50-95 is this many epochs old.",
+    ),
+]
+ValEveryOpt = Annotated[
+    str,
+    typer.Option(
+        "--val-every",
+        help="Validate every N epochs during training and record the curve (time-to-accuracy); "
+        "0: final weights only; auto: 1 under converge, else 0.",
+    ),
+]
+AllowDownloadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-download/--no-allow-download",
+        help="Let Ultralytics download an official --model weight (yolo11n.pt) not on disk.",
+    ),
+]

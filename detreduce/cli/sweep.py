@@ -12,10 +12,15 @@ import typer
 from detreduce.cli.app import app
 from detreduce.cli.common import (
     ON_ERROR_DEFAULT,
+    AllowDownloadOpt,
+    BudgetOpt,
     DataArg,
     FormatOpt,
+    MaxEpochsOpt,
     OnErrorOpt,
+    PatienceOpt,
     TrainArgOpt,
+    ValEveryOpt,
     parse_key_values,
 )
 from detreduce.config import default
@@ -131,10 +136,11 @@ def sweep(
         default("train.device"),
         help="auto, cpu, 0, 0,1 (Ultralytics device) for training and for embedding.",
     ),
-    budget: str = typer.Option(
-        default("train.budget"),
-        help="epochs: every run trains --epochs; steps: reduced runs train epochs/fraction (capped).",
-    ),
+    budget: BudgetOpt = default("train.budget"),
+    max_epochs: MaxEpochsOpt = default("train.max_epochs"),
+    patience: PatienceOpt = default("train.patience"),
+    val_every: ValEveryOpt = str(default("train.val_every")),
+    allow_download: AllowDownloadOpt = default("train.allow_download"),
     workers: str = typer.Option(
         str(default("train.workers")), help="Train loader processes, or auto (as in `train`)."
     ),
@@ -207,8 +213,12 @@ def sweep(
             batch=batch,
             device=device,
             budget=budget,
+            max_epochs=max_epochs,
+            patience=patience,
+            val_every=val_every,
             workers=workers,
             threads=threads,
+            allow_download=allow_download,
         ),
         features=FeatureSettings.build(backbone=backbone, device=device),
         balance=BalanceSettings.build(mode=balance),

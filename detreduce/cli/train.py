@@ -11,7 +11,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from detreduce.cli.app import app
-from detreduce.cli.common import ON_ERROR_DEFAULT, OnErrorOpt, TrainArgOpt, parse_key_values
+from detreduce.cli.common import (
+    ON_ERROR_DEFAULT,
+    AllowDownloadOpt,
+    BudgetOpt,
+    MaxEpochsOpt,
+    OnErrorOpt,
+    PatienceOpt,
+    TrainArgOpt,
+    ValEveryOpt,
+    parse_key_values,
+)
 from detreduce.config import default, output_root
 
 if TYPE_CHECKING:
@@ -48,10 +58,10 @@ def train(
         help="Torch CPU threads, or auto (the machine's cores; 1 when others load it; "
         "on a GPU Ultralytics' own). Recorded in result.json.",
     ),
-    budget: str = typer.Option(
-        default("train.budget"),
-        help="epochs: same epochs for every run | steps: epochs / fraction (equal optimizer steps).",
-    ),
+    budget: BudgetOpt = default("train.budget"),
+    max_epochs: MaxEpochsOpt = default("train.max_epochs"),
+    patience: PatienceOpt = default("train.patience"),
+    val_every: ValEveryOpt = str(default("train.val_every")),
     fraction: float = typer.Option(
         default("train.fraction"), help="This split's share of the full train set (budget=steps)."
     ),
@@ -65,10 +75,7 @@ def train(
     verbose: bool = typer.Option(
         default("train.verbose"), help="Show Ultralytics' own logs and progress bars."
     ),
-    allow_download: bool = typer.Option(
-        default("train.allow_download"),
-        help="Let Ultralytics download an official --model weight (yolo11n.pt) not on disk.",
-    ),
+    allow_download: AllowDownloadOpt = default("train.allow_download"),
     cpu_watts: float | None = typer.Option(
         default("train.energy_cpu_watts"),
         help="CPU power in watts for the kWh estimate on hosts without a RAPL counter "
@@ -107,6 +114,9 @@ def train(
         budget=budget,
         fraction=fraction,
         max_epoch_scale=max_epoch_scale,
+        max_epochs=max_epochs,
+        patience=patience,
+        val_every=val_every,
         verbose=verbose,
         allow_download=allow_download,
     )
@@ -165,6 +175,14 @@ def _result_tables(result: TrainResult) -> tuple[Table, Table]:
     table.add_row(
         "device / torch threads / workers", f"{result.device} / {result.threads} / {result.workers}"
     )
+    if len(result.curve) > 1 or result.budget == "converge":
+        best = max(result.curve, key=lambda p: p["map50_95"])
+        stop = ", stopped on a plateau" if result.stopped_early else ""
+        table.add_row(
+            "validations during training",
+            f"{len(result.curve)} ({result.seconds_validation_in_training:.1f} s), best "
+            f"mAP50-95 {best['map50_95']:.4f} at epoch {best['epoch']}{stop}",
+        )
     table.add_row("mAP50-95", f"{result.map50_95:.4f}")
     table.add_row("mAP50", f"{result.map50:.4f}")
     table.add_row("precision / recall", f"{result.precision:.3f} / {result.recall:.3f}")

@@ -7,6 +7,7 @@ numbers in the report can be checked by hand from ``results.csv``.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,11 @@ def time_to_accuracy_table(
     """Per (method, fraction): how many seeds reached each share of the full-data run's
     final mAP50-95 (same seed), and the mean kWh and seconds it took them to get there.
 
-    Reads each run's ``curve`` (runs trained under the ``converge`` budget). Columns:
+    Reads each run's ``curve`` (every validation during training; a run without
+    in-training validation has its final point only, so it "reaches" a level at its end
+    or never). kWh to reach a level is what the user pays up to that validation: the
+    run's reduction (embedding share + selection) plus the curve's cumulative training
+    kWh (in-training validations included). Columns:
     ``method``, ``fraction``, ``runs`` (runs with a curve and a full-data run of their
     seed), then per level ``L`` (90, 95, ...): ``reached_L`` (runs that got there),
     ``kwh_L`` and ``seconds_L`` (means over those runs; NaN when none did). Empty when
@@ -178,9 +183,9 @@ def time_to_accuracy_table(
         if method == FULL:
             continue
         hits = [
-            time_to_accuracy(_curve(c), float(target[seed]), levels)
-            for seed, c in zip(grp["seed"], grp["curve"], strict=True)
-            if seed in target.index and _curve(c)
+            time_to_accuracy(_with_reduction(_curve(c), row), float(target[row.seed]), levels)
+            for row, c in zip(grp.itertuples(), grp["curve"], strict=True)
+            if row.seed in target.index and _curve(c)
         ]
         if not hits:
             continue
@@ -202,6 +207,29 @@ def _curve(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return json.loads(value) if value.strip() else []
     return list(value) if isinstance(value, list) else []
+
+
+def _with_reduction(curve: list[dict[str, Any]], row: Any) -> list[dict[str, Any]]:
+    """The curve with the run's reduction kWh and seconds (embedding share + selection)
+    added to every point: time-to-accuracy counts what was spent before training."""
+    kwh = sum(_finite(getattr(row, c, None)) for c in ("kwh_embedding", "kwh_selection"))
+    sec = sum(_finite(getattr(row, c, None)) for c in ("seconds_embedding", "seconds_selection"))
+    return [
+        p
+        | {
+            "kwh": None if p.get("kwh") is None else float(p["kwh"]) + kwh,
+            "seconds_training": float(p["seconds_training"]) + sec,
+        }
+        for p in curve
+    ]
+
+
+def _finite(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _mean_of(values: list[float | None]) -> float:

@@ -62,7 +62,7 @@ class Protocol:
 
     #: Settings beyond the named fields that change a trial's numbers (per section).
     MEASURED: ClassVar[dict[str, tuple[str, ...]]] = {
-        "train": ("max_epoch_scale", "amp", "threads"),
+        "train": ("max_epoch_scale", "amp", "threads", "max_epochs", "patience", "val_every"),
         "features": FeatureSettings.VALUE_FIELDS,
         "balance": (
             "classes_strata", "boxes_strata", "count_bins", "size_bins", "strategy",

@@ -92,6 +92,10 @@ class RunRecord:
     per_class_ap: dict[str, float | None] | None = None
     figures: dict[str, Any] = field(default_factory=dict)
     run_dir: str = ""
+    # validation curve (detreduce.train.convergence): epoch, map50, map50_95, cumulative
+    # seconds_training / seconds_validation / kwh of the training phase; last, so older
+    # stores (without the column) still take new rows (it lands in figures there)
+    curve: list[dict[str, Any]] | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The row :meth:`~detreduce.sweep.store.ResultsStore.append` writes (column → value)."""

@@ -221,12 +221,15 @@ class TrialRunner:
             figures={
                 **summary.to_figures(),
                 "budget_capped": train.budget_capped,
+                "stopped_early": train.stopped_early,
+                "seconds_validation_in_training": train.seconds_validation_in_training,
                 "threads": train.threads,
                 "workers": train.workers,
                 "country": total.country_iso_code,
                 **({"policy": train.policy} if method.kind == "training" else {}),
             },
             run_dir=str(run_dir),
+            curve=list(train.curve),
         )
 
     def _embedding_share(self, spec: TrialSpec) -> dict[str, Any]:

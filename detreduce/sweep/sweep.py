@@ -218,8 +218,12 @@ def _warn_if_too_few_steps(
 ) -> None:
     """Warn once when the sweep's smallest run would be trained for too few steps."""
     n = max(1, math.ceil(fraction * n_train))
-    plan = plan_epochs(
-        train.epochs, budget=train.budget, fraction=fraction, max_epoch_scale=train.max_epoch_scale
+    plan = plan_epochs(  # under converge: its max_epochs (a run may stop sooner)
+        train.epochs,
+        budget=train.budget,
+        fraction=fraction,
+        max_epoch_scale=train.max_epoch_scale,
+        max_epochs=train.max_epochs,
     )
     nbs = int(train_args.get("nbs", ULTRALYTICS_NBS))
     what = f"the smallest run at fraction {fraction:g}"

@@ -46,18 +46,21 @@ class Convergence:
     """When to validate and when to stop, and the curve so far.
 
     Attributes:
-        patience: stop when the best mAP50-95 is this many epochs old.
+        patience: stop when the best mAP50-95 is this many epochs old (None: never
+            stop, only record the curve, as ``epochs``/``steps`` runs with ``val_every``).
         val_every: validate after every ``val_every``-th epoch (and the last one).
         points: the curve, one :class:`CurvePoint` per validation.
     """
 
-    patience: int
+    patience: int | None
     val_every: int = 1
     points: list[CurvePoint] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ("patience", "val_every"):
             value = getattr(self, name)
+            if name == "patience" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"train.{name}: expected an integer >= 1, got {value!r}")
 
@@ -76,7 +79,9 @@ class Convergence:
     def plateaued(self) -> bool:
         """True once the best mAP50-95 is at least ``patience`` epochs older than the last point."""
         best = self.best
-        return best is not None and self.points[-1].epoch - best.epoch >= self.patience
+        if self.patience is None or best is None:
+            return False
+        return self.points[-1].epoch - best.epoch >= self.patience
 
     def curve(self, kwh_phase: float | None = None) -> list[dict[str, Any]]:
         """The points as dicts; given the training phase's kWh, each point's cumulative

@@ -67,6 +67,13 @@ class TrainResult:
     # torch CPU threads training ran on (``workers`` above: its loader processes); None in a
     # result.json written before it was recorded (Ultralytics' cores - 1 then, on CPU)
     threads: int | None = None
+    # validation curve (detreduce.train.convergence): one dict per validation, cumulative
+    # seconds and kWh; runs without in-training validation hold the final point only
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    # seconds of in-training validation (inside seconds_training and its kWh)
+    seconds_validation_in_training: float = 0.0
+    # budget=converge stopped on a plateau before epochs_planned
+    stopped_early: bool = False
 
     @property
     def seconds_training(self) -> float:

@@ -29,6 +29,7 @@ from detreduce.energy import EnergyMeter, EnergyRecord
 from detreduce.errors import ConfigError, OutputExistsError
 from detreduce.settings import DataSettings, EnergySettings, TrainSettings
 from detreduce.train.budget import EpochPlan, plan_epochs
+from detreduce.train.convergence import Convergence
 from detreduce.train.datayaml import DataYaml, resolve_data_yaml
 from detreduce.train.offline import offline_ultralytics, quiet_ultralytics
 from detreduce.train.policy import TrainingPolicy, as_policy
@@ -43,7 +44,7 @@ RESULT_FILE = "result.json"
 _OWNED = {
     "data", "epochs", "imgsz", "batch", "device", "seed", "workers", "deterministic", "amp",
     "project", "name", "exist_ok", "plots", "val", "cache", "fraction", "resume", "trainer",
-    "verbose", "time",
+    "verbose", "time", "patience",
 }  # fmt: skip
 
 
@@ -135,7 +136,12 @@ def train_yolo(
     path with one validation; unknown keywords raise with suggestions.
     ``budget='steps'`` trains ``epochs / fraction`` epochs (capped at
     ``max_epoch_scale x epochs``, see :mod:`detreduce.train.budget`); ``fraction`` is
-    this split's share of the full train set. ``model`` is resolved by
+    this split's share of the full train set. ``budget='converge'`` validates every
+    ``val_every`` epochs and stops when val mAP50-95 has not improved for ``patience``
+    epochs, or at ``max_epochs`` (:mod:`detreduce.train.convergence`; the LR schedule
+    spans ``max_epochs``, as with Ultralytics' own ``patience``). Every run records
+    ``result.curve``: one point per in-training validation (``val_every >= 1``), or
+    the final validation alone. ``model`` is resolved by
     :func:`detreduce.train.zoo.resolve_model`: a zoo name (``yolo-mobilenetv2``) trains
     from its ImageNet backbone offline, a model YAML from scratch, a ``.pt`` from those
     weights (an official name not on disk only with ``allow_download``); ``result.model``
@@ -168,8 +174,13 @@ def train_yolo(
     if on_error is not None:
         DataSettings.build(on_error=on_error)  # a bad value fails before any work
     plan = plan_epochs(
-        cfg.epochs, budget=cfg.budget, fraction=cfg.fraction, max_epoch_scale=cfg.max_epoch_scale
+        cfg.epochs,
+        budget=cfg.budget,
+        fraction=cfg.fraction,
+        max_epoch_scale=cfg.max_epoch_scale,
+        max_epochs=cfg.max_epochs,
     )
+    convergence = _convergence(cfg)
     policy = as_policy(policy)
     out = Path(out_dir).absolute()
     if (out / RESULT_FILE).exists() and not overwrite:
@@ -200,7 +211,7 @@ def train_yolo(
     )  # fmt: skip
     train_kwargs = dict(
         name="train", epochs=plan.epochs, seed=cfg.seed, deterministic=True, amp=cfg.amp,
-        val=False, cache=False, **dict(train_args or {}),
+        val=convergence is not None, cache=False, **dict(train_args or {}),
     )  # fmt: skip
     with (
         offline_ultralytics(cache_roots=[out, cache_root()]),
@@ -210,7 +221,7 @@ def train_yolo(
         model.active(),  # the trainer builds the model again inside yolo.train
     ):
         run = _train_then_validate(
-            model.source, common, train_kwargs, policy, threads, meter, on_epoch_end
+            model.source, common, train_kwargs, policy, convergence, threads, meter, on_epoch_end
         )
     result = _result(cfg, model.name, device, plan, data, out, run)
     result.save(out / RESULT_FILE)
@@ -219,6 +230,15 @@ def train_yolo(
         result.map50_95, result.map50, result.seconds_training, result.seconds_validation,
     )  # fmt: skip
     return result
+
+
+def _convergence(cfg: TrainSettings) -> Convergence | None:
+    """The in-training validation rule: stop on a plateau under ``converge``; only record
+    the curve under ``epochs``/``steps`` with ``val_every`` >= 1; None without validation."""
+    if cfg.curve_every == 0:
+        return None
+    patience = cfg.patience if cfg.budget == "converge" else None
+    return Convergence(patience=patience, val_every=cfg.curve_every)
 
 
 def _fresh_out_dir(out: Path, data: DataYaml) -> Path:
@@ -250,6 +270,7 @@ def _train_then_validate(
     common: dict[str, Any],
     train_kwargs: dict[str, Any],
     policy: TrainingPolicy,
+    convergence: Convergence | None,
     threads: ThreadPlan,
     meter: EnergyMeter,
     on_epoch_end: Callable[[int, int], None] | None,
@@ -271,7 +292,7 @@ def _train_then_validate(
             "on_train_epoch_end", lambda tr: on_epoch_end(int(tr.epoch) + 1, int(tr.epochs))
         )
     with meter.measure("training") as train_phase:
-        yolo.train(trainer=make_trainer(policy), **common, **train_kwargs)
+        yolo.train(trainer=make_trainer(policy, convergence), **common, **train_kwargs)
     trainer = yolo.trainer
     seen: list[int] = []
     val_model = YOLO(str(trainer.last))
@@ -295,6 +316,21 @@ def _result(
     """The :class:`TrainResult` of a finished run: counted figures, val metrics, energy."""
     trainer, box = run.trainer, run.metrics.box
     ap50, ap = _per_class(box, data.names)
+    rule = trainer.convergence
+    if rule is not None and rule.points:
+        curve = rule.curve(kwh_phase=run.train_energy.kwh)
+    else:  # no in-training validation: the final weights' validation is the one point
+        kwh = [run.train_energy.kwh, run.val_energy.kwh]
+        curve = [
+            {
+                "epoch": int(trainer.epochs_run),
+                "map50": float(box.map50),
+                "map50_95": float(box.map),
+                "seconds_training": float(run.train_energy.seconds),
+                "seconds_validation": float(run.val_energy.seconds),
+                "kwh": None if None in kwh else float(sum(kwh)),
+            }
+        ]
     return TrainResult(
         data_yaml=str(data.source),
         model=model,
@@ -330,4 +366,7 @@ def _result(
         versions=_versions(),
         policy=trainer.policy_report,
         threads=run.threads,
+        curve=curve,
+        seconds_validation_in_training=float(getattr(trainer, "seconds_validation", 0.0)),
+        stopped_early=trainer.epochs_run < plan.epochs,
     )
