@@ -19,11 +19,11 @@ The contract (hooks the trainer calls, in this order):
   than once for the same epoch (a length preview, an epoch Ultralytics redoes): give
   the same answer for the same epoch and state, e.g. draw randomness from
   ``np.random.default_rng([self.seed_, epoch])``, never from a global RNG.
-- :meth:`TrainingPolicy.loss_weights` for every forwarded batch; :meth:`observe` after
-  it. Both need a per-image detection loss, which detreduce does not compute yet
-  (Ultralytics' ``v8DetectionLoss`` returns batch-level sums): until it does, the
-  trainer raises when ``loss_weights`` returns weights and refuses a policy that
-  overrides ``observe``, instead of silently ignoring them.
+- :meth:`TrainingPolicy.loss_weights` for every forwarded batch (the criterion
+  multiplies each image's loss by its weight); :meth:`observe` after the batch's
+  backward pass, with each image's detached, unweighted loss. A policy that overrides
+  either one :attr:`~TrainingPolicy.needs_losses`: the trainer then swaps Ultralytics'
+  criterion for the per-image one of :mod:`detreduce.train.loss` (autograd intact).
 - :meth:`TrainingPolicy.report` after training: what the policy scheduled. The trainer
   adds what it counted as actually forwarded (``MeteredTrainer.policy_report``).
 
@@ -70,6 +70,15 @@ class TrainingPolicy:
     balanced: ClassVar[bool] = False
     shuffle: ClassVar[bool] = True
 
+    @property
+    def needs_losses(self) -> bool:
+        """Does the policy read or weight per-image losses (overrides observe or loss_weights)?"""
+        cls = type(self)
+        return (
+            cls.observe is not TrainingPolicy.observe
+            or cls.loss_weights is not TrainingPolicy.loss_weights
+        )
+
     # ------------------------------------------------------------------ parameters
     def get_params(self) -> dict[str, Any]:
         """The ``__init__`` keyword parameters and their current values."""
@@ -112,16 +121,17 @@ class TrainingPolicy:
     def loss_weights(self, indices: np.ndarray) -> np.ndarray | None:
         """Per-image loss weights for a forwarded batch (its dataset indices); None: all 1.
 
-        Not applied yet: it needs the per-image loss. The trainer raises if this returns
-        weights, rather than train unweighted while the policy believes otherwise.
+        Applied by the per-image criterion (:mod:`detreduce.train.loss`):
+        ``B * sum_i w_i * loss_i`` with the batch-wide normaliser.
         """
         return None
 
     def observe(self, indices: np.ndarray, per_image_loss: np.ndarray) -> None:
         """Learn from a forwarded batch: its dataset indices and per-image losses.
 
-        A placeholder until detreduce computes per-image losses: the trainer does not
-        call it yet, and refuses a policy that overrides it.
+        ``per_image_loss[k]`` is image ``indices[k]``'s box + cls + DFL loss (the
+        stock loss's scale: their batch mean is the batch loss), detached, unweighted.
+        Under mosaic it is the composite sample's loss, attributed to the indexed image.
         """
 
     def report(self) -> dict[str, Any]:
@@ -199,7 +209,10 @@ class FullPolicy(TrainingPolicy):
     )
 
 
-POLICIES: dict[str, type[TrainingPolicy]] = {"full": FullPolicy}
+def _policies() -> dict[str, type[TrainingPolicy]]:
+    from detreduce.train.infobatch import InfoBatchPolicy
+
+    return {"full": FullPolicy, "infobatch": InfoBatchPolicy}
 
 
 def _param_names(cls: type) -> list[str]:
@@ -251,4 +264,5 @@ def _register_in_catalog() -> None:
         catalog.register(catalog.MethodSpec.from_class(cls, "training"))
 
 
+POLICIES: dict[str, type[TrainingPolicy]] = _policies()
 _register_in_catalog()

@@ -111,14 +111,18 @@ class PolicySampler(Sampler[int]):
         self.world_size = world_size
         self.epoch = int(epoch)
         self._drawn: tuple[int, int] | None = None  # (epoch, number of indices) last drawn
+        self.seconds = 0.0  # spent in the policy's draws (its bookkeeping overhead)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def _order(self) -> np.ndarray:
-        return self.policy.order(
+        started = time.perf_counter()
+        order = self.policy.order(
             self.epoch, shuffle=self.shuffle, rank=self.rank, world_size=self.world_size
         )
+        self.seconds += time.perf_counter() - started
+        return order
 
     def __iter__(self) -> Iterator[int]:
         order = self._order()
@@ -227,14 +231,6 @@ class PolicyDataLoader(DataLoader):
         self._iterator = None
 
 
-def _check_policy_supported(policy: TrainingPolicy) -> None:
-    if type(policy).observe is not TrainingPolicy.observe:
-        raise ConfigError(
-            f"policy {policy.name!r} overrides observe(), which needs per-image losses; "
-            "detreduce's trainer does not compute them yet"
-        )
-
-
 class MeteredTrainer(DetectionTrainer):
     """DetectionTrainer without in-training validation, counting batches, images and steps.
 
@@ -257,7 +253,8 @@ class MeteredTrainer(DetectionTrainer):
             self.convergence = Convergence(patience=c.patience, val_every=c.val_every)
         self.seconds_validation = 0.0
         self.policy = as_policy(type(self).policy)
-        _check_policy_supported(self.policy)
+        self.per_image_loss: Any = None  # the criterion, when the policy reads losses
+        self.seconds_policy = 0.0  # the policy's own bookkeeping (observe, weights, draws)
         self.iterations = 0
         self.images_seen = 0
         self.optimizer_steps = 0
@@ -301,6 +298,11 @@ class MeteredTrainer(DetectionTrainer):
             self.policy.setup(n, self.epochs, self.args.seed)
             self._policy_images = n
         world, shard = (dist.get_world_size(), dist.get_rank()) if rank != -1 else (1, 0)
+        if world > 1 and self.policy.needs_losses:
+            raise ConfigError(
+                f"policy {self.policy.name!r} reads per-image losses, which detreduce keeps in "
+                "one process: train it on one device (not DDP)"
+            )
         sampler = PolicySampler(
             self.policy, shuffle=shuffle, rank=shard, world_size=world, epoch=self.start_epoch
         )
@@ -339,10 +341,12 @@ class MeteredTrainer(DetectionTrainer):
         return loader
 
     def preprocess_batch(self, batch: dict) -> dict:
-        """Count every training batch and its images (called once per training batch)."""
+        """Count every training batch and its images (called once per training batch);
+        put the policy's per-image loss weights on the batch for the criterion."""
         self.iterations += 1
         self.images_seen += len(batch["im_file"])
         index = batch.get(INDEX_KEY)
+        weights = None
         if index is not None:
             self.batch_indices = index
             np.add.at(self.image_counts, index, 1)
@@ -350,12 +354,29 @@ class MeteredTrainer(DetectionTrainer):
             if len(self.forwarded_per_epoch) <= epoch:
                 self.forwarded_per_epoch.extend([0] * (epoch + 1 - len(self.forwarded_per_epoch)))
             self.forwarded_per_epoch[epoch] += len(index)
-            if self.policy.loss_weights(index) is not None:
+            started = time.perf_counter()
+            weights = self.policy.loss_weights(index)
+            self.seconds_policy += time.perf_counter() - started
+        batch = super().preprocess_batch(batch)
+        if weights is not None:
+            if self.per_image_loss is None:
                 raise ConfigError(
-                    f"policy {self.policy.name!r} returned loss weights; they need per-image "
-                    "losses, which detreduce's trainer does not compute yet"
+                    f"policy {self.policy.name!r} returned loss weights but does not declare "
+                    "needs_losses; the trainer has no per-image loss to apply them to"
                 )
-        return super().preprocess_batch(batch)
+            from detreduce.train.loss import WEIGHTS_KEY
+
+            batch[WEIGHTS_KEY] = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
+        return batch
+
+    def _setup_train(self) -> None:
+        """Ultralytics' setup; then, for a policy that reads losses, the per-image criterion
+        (:mod:`detreduce.train.loss`) on the model being trained (after resume and EMA)."""
+        super()._setup_train()
+        if self.policy.needs_losses:
+            from detreduce.train.loss import attach_per_image_loss
+
+            self.per_image_loss = attach_per_image_loss(self.model)
 
     def optimizer_step(self) -> None:
         """Count optimizer steps (Ultralytics accumulates gradients up to a batch of 64)."""
@@ -366,9 +387,22 @@ class MeteredTrainer(DetectionTrainer):
         """Tell the sampler the epoch before it starts; count finished epochs; run callbacks."""
         if event == "on_train_epoch_start" and self.policy_sampler is not None:
             self.policy_sampler.set_epoch(self.epoch)
+        if event == "on_train_batch_end" and self.per_image_loss is not None:
+            self._observe_batch()
         if event == "on_train_epoch_end":
             self.epochs_run += 1
         super().run_callbacks(event)
+
+    def _observe_batch(self) -> None:
+        """Hand the policy the batch's per-image losses (detached, unweighted)."""
+        from detreduce.train.loss import per_image_loss_items
+
+        per_image = getattr(self.per_image_loss, "last_per_image", None)
+        if per_image is None:
+            return
+        started = time.perf_counter()
+        self.policy.observe(self.batch_indices, per_image_loss_items(per_image))
+        self.seconds_policy += time.perf_counter() - started
 
     @property
     def policy_report(self) -> dict[str, Any]:
@@ -382,6 +416,8 @@ class MeteredTrainer(DetectionTrainer):
             "distinct_forwarded": int(np.count_nonzero(counts)),
             "per_image_min": int(counts.min()) if len(counts) else 0,
             "per_image_max": int(counts.max()) if len(counts) else 0,
+            "seconds_policy": float(self.seconds_policy)
+            + float(self.policy_sampler.seconds if self.policy_sampler is not None else 0.0),
         }
 
     def validate(self) -> tuple[dict, float | None]:
@@ -428,7 +464,6 @@ def make_trainer(
     attribute (the class is cloudpickled by value for DDP workers).
     """
     policy = as_policy(policy)
-    _check_policy_supported(policy)
     return type(
         f"MeteredTrainer_{policy.name or type(policy).__name__}",
         (MeteredTrainer,),
