@@ -66,6 +66,10 @@ def test_the_last_epochs_anneal_to_full_data_with_unit_weights():
         assert (pruned > 0) == (1 <= epoch < 6), epoch
         if epoch >= 6:
             assert (policy.loss_weights(kept) == 1).all()
+    assert policy.annealing_epochs == 2
+    short = _policy(epochs=4)  # 0.125 x 4 rounds to 0: one full epoch all the same
+    assert short.annealing_epochs == 1 and not short.prunes(3) and short.prunes(2)
+    assert _policy(delta=1.0).annealing_epochs == 0
 
 
 def test_same_seed_same_subsets_another_seed_others():

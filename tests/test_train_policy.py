@@ -193,9 +193,7 @@ def tiny(tmp_path_factory) -> Path:
     return make_synthetic(tmp_path_factory.mktemp("policy"), n_images=12, imgsz=64, seed=0)
 
 
-def _train(
-    data_yaml: Path, out: Path, policy: TrainingPolicy, workers: int = 0, **train_args: Any
-):
+def _train(data_yaml: Path, out: Path, policy: TrainingPolicy, workers: int = 0, **train_args: Any):
     """Train through MeteredTrainer directly; return the trainer and (epoch, indices) per batch.
 
     Ultralytics forces workers=0 on CPU; the trainer subclass restores ``workers`` so

@@ -19,9 +19,11 @@ Where it departs from the reference code, and why:
   over the images seen so far. The reference initialises every score to 3, which on
   YOLO's loss scale (box + cls + DFL, often above 3) would mark unseen images as
   well learned. Epoch 0 therefore trains on every image, as in the reference.
-- Annealing: epochs ``e`` with ``e >= delta * epochs`` (0-based) train on everything.
-  The reference prunes while ``e <= delta * epochs``, which for 8 epochs and
-  ``delta = 0.875`` prunes every epoch; the paper's intent is the last ``1 - delta``.
+- Annealing: the last ``round((1 - delta) * epochs)`` epochs, at least one when
+  ``delta < 1``, train on everything. The reference prunes while
+  ``e <= delta * epochs``, which for 8 epochs and ``delta = 0.875`` prunes every epoch;
+  the paper's intent is the last ``1 - delta``, and a short fine-tuning run (4 epochs)
+  should still end on every image.
 - Randomness comes from ``numpy.random.default_rng([seed, epoch, 1])``, not the
   global numpy seed the reference sets per epoch, so a run is reproducible whatever
   else draws random numbers, and asking twice for one epoch gives one answer.
@@ -82,9 +84,17 @@ class InfoBatchPolicy(TrainingPolicy):
         self.pruned_per_epoch_: dict[int, int] = {}
         self._epoch_answer: tuple[int, np.ndarray] | None = None
 
+    @property
+    def annealing_epochs(self) -> int:
+        """Full-data epochs at the end: ``round((1 - delta) * epochs)``, at least 1 when
+        ``delta < 1`` (a short fine-tuning run still ends on every image)."""
+        if self.delta >= 1.0:
+            return 0
+        return max(1, round((1.0 - self.delta) * self.epochs_))
+
     def prunes(self, epoch: int) -> bool:
-        """Does epoch ``epoch`` (0-based) prune? Not in the last ``1 - delta`` of the epochs."""
-        return self.prune_ratio > 0 and epoch < self.delta * self.epochs_
+        """Does epoch ``epoch`` (0-based) prune? Not in the last :attr:`annealing_epochs`."""
+        return self.prune_ratio > 0 and epoch < self.epochs_ - self.annealing_epochs
 
     def epoch_indices(self, epoch: int) -> np.ndarray:
         """The epoch's images: all but a random ``prune_ratio`` of the well-learned ones.
@@ -128,4 +138,6 @@ class InfoBatchPolicy(TrainingPolicy):
         out["pruned_total"] = int(sum(pruned.values()))
         scores = getattr(self, "scores_", np.zeros(0))
         out["images_scored"] = int(np.count_nonzero(~np.isnan(scores)))
+        if hasattr(self, "epochs_"):
+            out["annealing_epochs"] = self.annealing_epochs
         return out
