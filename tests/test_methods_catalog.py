@@ -130,3 +130,32 @@ def test_docs_methods_page_is_the_catalog(capsys):
     assert main(["methods", "--markdown"]) == 0
     page = (Path(__file__).parents[1] / "docs" / "methods.md").read_text()
     assert page == capsys.readouterr().out, "run: detreduce methods --markdown > docs/methods.md"
+
+
+def test_a_static_method_and_a_policy_combine_into_one_method():
+    from detreduce.methods.catalog import canonical_name, get_method
+
+    spec = get_method("K-Center+InfoBatch")
+    assert spec.name == canonical_name("kcenter_greedy+infobatch") == "kcenter+infobatch"
+    assert (spec.kind, spec.selection, spec.policy) == ("embedding", "kcenter", "infobatch")
+    assert spec.uses_features and spec.balanced and not spec.baseline
+    assert get_method("ultralytics-fraction+infobatch").kind == "dataset"
+    assert get_method("kcenter").policy == "" and get_method("kcenter").selection == "kcenter"
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("infobatch+kcenter", "must be a static method"),
+        ("kcenter+clc", "is of kind 'embedding', not 'training'"),
+        ("kcenter+", "one static method and one training policy"),
+        ("kcenter+infobatch+full", "one static method and one training policy"),
+        ("kcentr+infobatch", "Did you mean"),
+    ],
+)
+def test_bad_combinations_are_one_line_errors(name, match):
+    from detreduce.methods.catalog import get_method
+
+    with pytest.raises(ConfigError, match=match) as info:
+        get_method(name)
+    assert "\n" not in str(info.value)

@@ -304,3 +304,22 @@ def test_a_converge_sweep_stores_curves_the_time_to_accuracy_table_reads(tiny_da
             assert row["kwh_90"] == pytest.approx(
                 hit["kwh"] + run["kwh_selection"] + run["kwh_embedding"]
             )
+
+
+def test_a_static_selection_trained_under_a_policy_is_one_trial(tiny_data, tmp_path):
+    """ultralytics_fraction 50 % + infobatch: the split is the static method's, the
+    trainer prunes inside it (epoch 0 every kept image, then fewer)."""
+    sweep = {"methods": ["ultralytics-fraction+infobatch"], "fractions": [0.5], "seeds": [0]}
+    result = run_sweep(tiny_data, tmp_path / "combo", sweep=sweep, train={**TINY, "epochs": 3})
+    assert result.failed == 0 and result.total == 3  # full, random 0.5, the combination
+    df = read_results(tmp_path / "combo").set_index("method")
+    row = df.loc["ultralytics_fraction+infobatch"]
+    assert row["fraction"] == 0.5 and row["n_kept"] == 9
+    figures = row["figures"] if isinstance(row["figures"], dict) else json.loads(row["figures"])
+    policy = figures["policy"]
+    assert policy["name"] == "infobatch" and policy["n_images"] == 9
+    forwarded = policy["forwarded_per_epoch"]
+    assert forwarded[0] == forwarded[2] == 9 and forwarded[1] < 9  # pruned, then annealed
+    assert row["images_seen"] == sum(forwarded) < 3 * 9
+    found = next((tmp_path / "combo").rglob("*fraction+infobatch*/**/selection.json"))
+    assert json.loads(found.read_text())["method"] == "ultralytics_fraction"  # the static one

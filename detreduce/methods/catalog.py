@@ -22,12 +22,15 @@ import fnmatch
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from detreduce.errors import ConfigError
 
 KINDS = ("embedding", "dataset", "training")
+#: Joins a static method and a training policy: ``kcenter+infobatch`` selects with
+#: kcenter, then trains the reduced split under infobatch.
+COMBINE = "+"
 #: Modules whose import registers methods (the catalog loads them on first lookup).
 REGISTRANTS = ("detreduce.reducers", "detreduce.methods.dataset", "detreduce.train.policy")
 
@@ -49,6 +52,8 @@ class MethodSpec:
             with balance ``none`` and records it (the uniform ``random`` baseline).
         baseline: what a baseline is, for tables and plots (empty: not a baseline).
         reference: the paper (or code) the method comes from.
+        policy: for a combination ``static+policy`` (``kcenter+infobatch``), the training
+            policy the statically reduced split is then trained under; "" otherwise.
     """
 
     name: str
@@ -61,6 +66,7 @@ class MethodSpec:
     balanced: bool = True
     baseline: str = ""
     reference: str = ""
+    policy: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -85,6 +91,11 @@ class MethodSpec:
             aliases=tuple(aliases),
             **traits,
         )
+
+    @property
+    def selection(self) -> str:
+        """The static method that selects the split (the name before ``+``)."""
+        return self.name.split(COMBINE, 1)[0]
 
     @property
     def label(self) -> str:
@@ -139,6 +150,7 @@ class MethodSpec:
             "baseline": self.baseline,
             "reference": self.reference,
             "label": self.label,
+            "policy": self.policy,
             "params": {k: _plain(v) for k, v in self.params.items()},
         }
 
@@ -180,9 +192,13 @@ def _key(name: str) -> str:
 def canonical_name(name: str) -> str:
     """The canonical name of ``name`` (an alias, any case, ``-`` or ``_``).
 
-    An unknown name raises ``ConfigError`` with the closest known names.
+    A combination ``static+policy`` is canonicalised part by part (the first part a
+    static method, the second a training policy). An unknown name raises
+    ``ConfigError`` with the closest known names.
     """
     _load()
+    if COMBINE in str(name):
+        return _combination(str(name)).name
     key = _key(name)
     key = _ALIASES.get(key, key)
     if key in _SPECS:
@@ -193,12 +209,41 @@ def canonical_name(name: str) -> str:
     raise ConfigError(f"unknown method {name!r}.{hint} Run `detreduce methods` for the list.")
 
 
+def _combination(name: str) -> MethodSpec:
+    """The spec of ``static+policy``: the static method's traits and factory, trained
+    under the policy (no peer tool combines the two: it is one trial of a sweep)."""
+    parts = [p for p in str(name).split(COMBINE)]
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError(
+            f"method {name!r}: a combination is one static method and one training policy, "
+            "e.g. kcenter+infobatch"
+        )
+    static = get_method(parts[0])
+    if static.kind == "training" or static.policy:
+        raise ConfigError(
+            f"method {name!r}: the part before '+' selects the split and must be a static "
+            f"method, not the training policy {static.name!r}"
+        )
+    policy = get_method(parts[1], kind="training")
+    return replace(
+        static,
+        name=f"{static.name}{COMBINE}{policy.name}",
+        summary=f"{static.name} selection, then trained under {policy.name}",
+        aliases=(),
+        baseline="",
+        reference=f"{static.reference}; {policy.reference}".strip("; "),
+        policy=policy.name,
+    )
+
+
 def get_method(name: str, kind: str | None = None) -> MethodSpec:
     """The spec of a method by name or alias (unknown names fail with suggestions).
 
     With ``kind``, a method of another kind raises ``ConfigError`` saying what it is.
+    A combination ``static+policy`` has the static method's kind.
     """
-    spec = _SPECS[canonical_name(name)]
+    canonical = canonical_name(name)
+    spec = _combination(canonical) if COMBINE in canonical else _SPECS[canonical]
     if kind is not None and spec.kind != kind:
         others = ", ".join(s.name for s in list_methods(kind=kind))
         raise ConfigError(

@@ -289,10 +289,11 @@ def write_report(run_dir: str | Path) -> Path:
             "",
             tta_markdown(tta, unit),
             "",
-            "Energy and seconds (training and in-training validation, mean over the seeds "
-            "that got there) until a run first reached that share of the full-data run's "
-            "final mAP50-95 of the same seed; (k/n): k of n seeds reached it. Runs trained "
-            "under the `converge` budget carry the curve this reads.",
+            "Energy and seconds (the run's reduction, then training and in-training "
+            "validation; mean over the seeds that got there) until a run first reached "
+            "that share of the full-data run's final mAP50-95 of the same seed; (k/n): k "
+            "of n seeds reached it. Read from each run's validation curve: every "
+            "`--val-every` epochs, or the final validation alone.",
         ]
     if config.get("command"):
         parts += ["", "Command:", "", "```", str(config["command"]), "```"]

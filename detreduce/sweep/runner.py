@@ -226,7 +226,7 @@ class TrialRunner:
                 "threads": train.threads,
                 "workers": train.workers,
                 "country": total.country_iso_code,
-                **({"policy": train.policy} if method.kind == "training" else {}),
+                **({"policy": train.policy} if method.kind == "training" or method.policy else {}),
             },
             run_dir=str(run_dir),
             curve=list(train.curve),
@@ -264,15 +264,16 @@ class TrialRunner:
         from detreduce.selection import select_and_export
 
         image, box = self.features()
+        selection = get_method(spec.method).selection  # kcenter of kcenter+infobatch
         return select_and_export(
             ds,
             out_dir,
-            method=spec.method,
+            method=selection,
             fraction=spec.fraction,
             seed=spec.seed,
             balance=self.protocol.balance_settings(),
             level=self.protocol.level,
-            params=dict(self.protocol.params.get(spec.method, {})) or None,
+            params=dict(self.protocol.params.get(selection, {})) or None,
             features=image,
             box_features=box,
             backbone=self.protocol.backbone,
@@ -288,11 +289,11 @@ class TrialRunner:
         settings = self.train if self.train is not None else self.protocol.train_settings()
         method = get_method(spec.method)
         # A training method is a policy inside the trainer: a fresh one per trial (it is
-        # stateful), with the sweep's parameters for it.
+        # stateful), with the sweep's parameters for it; a combination (kcenter+infobatch)
+        # trains its statically reduced split under its policy.
+        name = method.name if method.kind == "training" else method.policy
         policy = (
-            method.create(**self.protocol.params.get(method.name, {}))
-            if method.kind == "training"
-            else None
+            get_method(name).create(**self.protocol.params.get(name, {})) if name else None
         )
         result = train_yolo(
             data_yaml,

@@ -210,9 +210,10 @@ class FullPolicy(TrainingPolicy):
 
 
 def _policies() -> dict[str, type[TrainingPolicy]]:
+    from detreduce.train.crest import CrestPolicy
     from detreduce.train.infobatch import InfoBatchPolicy
 
-    return {"full": FullPolicy, "infobatch": InfoBatchPolicy}
+    return {"full": FullPolicy, "infobatch": InfoBatchPolicy, "crest": CrestPolicy}
 
 
 def _param_names(cls: type) -> list[str]:

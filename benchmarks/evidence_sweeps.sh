@@ -1,0 +1,22 @@
+#!/bin/bash
+# Evidence sweeps of issue 10 (item 7): the pretrained start, 3 seeds, the three
+# baselines users know (random, srs, ultralytics_fraction) and four detreduce methods.
+# One torch thread per sweep, so two sweeps share a 2-core machine (two single-thread
+# runs train ~2x what one 2-thread run does). Rerun the same line to resume.
+#   benchmarks/evidence_sweeps.sh bccd        # 8 epochs at 192 px (full mAP50-95 ~0.42)
+#   benchmarks/evidence_sweeps.sh aquarium    # 10 epochs at 256 px (192 px: full 0.078)
+set -e
+cd "$(dirname "$0")/.."
+DS=$1
+case $DS in
+  bccd) PROTO="--epochs 8 --imgsz 192" ;;
+  aquarium) PROTO="--epochs 10 --imgsz 256" ;;
+  *) echo "usage: $0 bccd|aquarium" >&2; exit 2 ;;
+esac
+start=$(date +%s)
+detreduce sweep ../shared/datasets/$DS \
+  --methods random,srs,ultralytics_fraction,kcenter,clc,facility_location,prd \
+  --fractions 0.25,0.5 --seeds 0,1,2 --model yolo-mobilenetv2 $PROTO --batch 8 \
+  --val-every 2 --threads 1 --workers 0 --device cpu \
+  --train-arg nbs=8 --train-arg warmup_epochs=1 --out results/$DS-pretrained
+echo "wall $(( $(date +%s) - start )) s"
