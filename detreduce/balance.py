@@ -300,7 +300,9 @@ def _run_joint(reducer, X, codes, free, need, seed):
     if total == len(rows):
         return [rows], None
     present = np.unique(codes[rows])  # sorted codes: the order quotas are read in
-    res = reducer.select(X[rows], total, groups=codes[rows], seed=seed, quotas=need[present])
+    res = reducer.for_rows(rows).select(
+        X[rows], total, groups=codes[rows], seed=seed, quotas=need[present]
+    )
     scores = None
     if res.scores is not None:
         scores = np.full(len(X), np.nan)
@@ -316,7 +318,9 @@ def _run_per_stratum(reducer, X, codes, free, need, seed):
         if need[s] == len(rows):
             chosen.append(rows)
             continue
-        res = reducer.select(X[rows], int(need[s]), groups=None, seed=_sub_seed(seed, 2, int(s)))
+        res = reducer.for_rows(rows).select(
+            X[rows], int(need[s]), groups=None, seed=_sub_seed(seed, 2, int(s))
+        )
         chosen.append(rows[res.indices])
         if res.scores is not None:
             scores[rows] = res.scores
@@ -372,7 +376,9 @@ def balanced_select(
     names, codes = np.unique(labels.astype(str), return_inverse=True)
 
     def pick(candidates: np.ndarray, c: int) -> int:
-        sub = reducer.select(X[candidates], 1, groups=None, seed=_sub_seed(seed, 1, c))
+        sub = reducer.for_rows(candidates).select(
+            X[candidates], 1, groups=None, seed=_sub_seed(seed, 1, c)
+        )
         return int(candidates[int(sub.indices[0])])
 
     reserved = reserve_every_class(dataset, k, pick) if settings.keep_every_class else []

@@ -731,6 +731,7 @@ class SweepSettings(Settings):
         "level": Choice(SELECTION_LEVELS),
         "backend": Choice(_backends),
         "retry_failed": Bool(),
+        "proxy_epochs": Int(1),
     }
 
     methods: tuple[str, ...]
@@ -739,6 +740,7 @@ class SweepSettings(Settings):
     level: str
     backend: str
     retry_failed: bool
+    proxy_epochs: int
 
 
 #: Every settings class, by the name of its cfg section ("energy" for train.energy_*).

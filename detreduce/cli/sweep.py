@@ -84,6 +84,9 @@ def sweep_progress():
         if ev.kind == "embed":
             progress.update(task, description="embedding the train split (once per sweep)")
             return
+        if ev.kind == "proxy":
+            progress.update(task, description="proxy run: scoring every image by its loss")
+            return
         progress.update(task, total=ev.total)
         if ev.kind == "skip":
             progress.update(task, completed=ev.index)

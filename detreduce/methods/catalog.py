@@ -52,6 +52,8 @@ class MethodSpec:
             with balance ``none`` and records it (the uniform ``random`` baseline).
         baseline: what a baseline is, for tables and plots (empty: not a baseline).
         reference: the paper (or code) the method comes from.
+        uses_losses: reads per-image YOLO training losses (a short proxy run computes them
+            once per sweep, :mod:`detreduce.train.scores`).
         policy: for a combination ``static+policy`` (``kcenter+infobatch``), the training
             policy the statically reduced split is then trained under; "" otherwise.
     """
@@ -66,6 +68,7 @@ class MethodSpec:
     balanced: bool = True
     baseline: str = ""
     reference: str = ""
+    uses_losses: bool = False
     policy: str = ""
 
     def __post_init__(self) -> None:
@@ -80,7 +83,7 @@ class MethodSpec:
         and the traits ``uses_features``, ``joint``, ``balanced``, ``baseline`` where set)."""
         traits = {
             t: getattr(method_cls, t)
-            for t in ("uses_features", "joint", "balanced", "baseline", "reference")
+            for t in ("uses_features", "joint", "balanced", "baseline", "reference", "uses_losses")
             if hasattr(method_cls, t)
         }
         return cls(
@@ -145,6 +148,7 @@ class MethodSpec:
             "summary": self.summary,
             "aliases": list(self.aliases),
             "uses_features": self.uses_features,
+            "uses_losses": self.uses_losses,
             "joint": self.joint,
             "balanced": self.balanced,
             "baseline": self.baseline,

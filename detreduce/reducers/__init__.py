@@ -2,7 +2,7 @@
 
 From the seed paper (Perera-Lago et al. 2024): srs, clc, mms, des, dom, phl, nrmd, psa,
 prd, fes. From the wider field: kcenter, herding, facility_location, kmeanspp, dedup,
-typicality. Plus the uniform ``random`` baseline. Each registers itself in the method
+typicality, el2n (loss scores from a short YOLO run). Plus the uniform ``random`` baseline. Each registers itself in the method
 catalog (:mod:`detreduce.methods`) as kind ``embedding``; ``detreduce methods`` lists them.
 """
 
@@ -11,6 +11,7 @@ from detreduce.reducers import (  # noqa: F401  (each import registers its reduc
     dedup,
     des,
     dom,
+    el2n,
     facility_location,
     fes,
     herding,

@@ -10,6 +10,7 @@ stratum, or once with ``groups`` and those ``quotas`` for the joint methods.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -52,6 +53,22 @@ class Reducer:
     baseline: ClassVar[str] = ""
     #: The paper or code it comes from.
     reference: ClassVar[str] = ""
+    #: True when it reads per-image YOLO training losses (``losses=``; sweeps compute them).
+    uses_losses: ClassVar[bool] = False
+    #: Parameters holding one value per row of ``X`` (balance slices them with ``X``).
+    row_params: ClassVar[tuple[str, ...]] = ()
+
+    def for_rows(self, rows: np.ndarray) -> Reducer:
+        """This reducer for ``X[rows]``: per-row parameters (:attr:`row_params`) sliced
+        alike, so a stratum or the rows left after reserving one image per class keep
+        their own losses. Returns ``self`` when there is nothing to slice."""
+        given = {p: getattr(self, p) for p in self.row_params if getattr(self, p) is not None}
+        if not given:
+            return self
+        clone = copy.copy(self)
+        for name, value in given.items():
+            setattr(clone, name, np.asarray(value)[np.asarray(rows, dtype=np.int64)])
+        return clone
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -140,6 +140,11 @@ class FESReducer(JointReducer):
 
     name = "fes"
     summary = "forgetting events of a proxy head on the embeddings (most forgotten first)"
+    uses_losses = True
+    row_params = (
+        "forget_counts",
+        "losses",
+    )  # real YOLO losses replace the proxy head when a sweep has them
     reference = "Toneva et al. 2019 (ICLR); Perera-Lago et al. 2024, arXiv 2403.15150"
 
     def __init__(

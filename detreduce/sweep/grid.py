@@ -63,6 +63,7 @@ class Protocol:
     #: Settings beyond the named fields that change a trial's numbers (per section).
     MEASURED: ClassVar[dict[str, tuple[str, ...]]] = {
         "train": ("max_epoch_scale", "amp", "threads", "max_epochs", "patience", "val_every"),
+        "sweep": ("proxy_epochs",),
         "features": FeatureSettings.VALUE_FIELDS,
         "balance": (
             "classes_strata", "boxes_strata", "count_bins", "size_bins", "strategy",
@@ -88,6 +89,7 @@ class Protocol:
             "train": train.changed(cls.MEASURED["train"]),
             "features": features.changed(cls.MEASURED["features"]) if features else {},
             "balance": balance.changed(cls.MEASURED["balance"]),
+            "sweep": sweep.changed(cls.MEASURED["sweep"]),
         }
         return cls(
             dataset=dataset,

@@ -71,6 +71,9 @@ class TrialRunner:
         features_path: ``.npz`` of the train split's embeddings (None if no method uses them).
         embedding: the embedding's energy record and its charge per run that uses it.
         feature_methods: methods that read features (they carry the embedding share).
+        losses_path: ``.npz`` of the proxy run's per-image losses (None if no method reads them).
+        proxy: the proxy run's energy record and its charge per run that uses it.
+        loss_methods: methods that read the losses (they carry the proxy run's share).
         train: how every trial trains (its seed and fraction are set per trial); None:
             the protocol's (:meth:`~detreduce.sweep.grid.Protocol.train_settings`).
         energy: the codecarbon settings of every phase's meter (None: the cfg's).
@@ -86,6 +89,9 @@ class TrialRunner:
     features_path: str | None = None
     embedding: dict[str, Any] = field(default_factory=dict)
     feature_methods: frozenset[str] = frozenset()
+    losses_path: str | None = None
+    proxy: dict[str, Any] = field(default_factory=dict)
+    loss_methods: frozenset[str] = frozenset()
     train: TrainSettings | None = None
     energy: EnergySettings | None = None
     on_epoch: Callable[[TrialSpec, int, int], None] | None = field(
@@ -120,6 +126,15 @@ class TrialRunner:
                 box = (npz["box_image"], npz["box_class"], npz["box"]) if "box" in npz else None
             self._cache["features"] = (image, box)
         return self._cache["features"]
+
+    def losses(self) -> np.ndarray | None:
+        """The proxy run's (n_train, epochs) per-image losses (None without a proxy run)."""
+        if self.losses_path is None:
+            return None
+        if "losses" not in self._cache:
+            with np.load(self.losses_path) as npz:
+                self._cache["losses"] = npz["losses"].astype(np.float64)
+        return self._cache["losses"]
 
     # ------------------------------------------------------------------ trial
     def __call__(self, spec: TrialSpec) -> RunRecord:
@@ -184,6 +199,12 @@ class TrialRunner:
         achieved = len(kept) / len(train_rows)
         train = self._train(spec, data_yaml, achieved, run_dir / "train")
         emb = self._embedding_share(spec)
+        proxy_kwh, proxy_seconds = self._proxy_share(spec)
+        sel = replace(  # a loss-based method's selection includes its share of the proxy run
+            sel,
+            kwh=_sum(sel.kwh, proxy_kwh) if proxy_kwh else sel.kwh,
+            seconds=sel.seconds + (proxy_seconds or 0.0),
+        )
         total = train.energy  # training + validation
         return replace(
             record,
@@ -226,11 +247,24 @@ class TrialRunner:
                 "threads": train.threads,
                 "workers": train.workers,
                 "country": total.country_iso_code,
+                **(
+                    {"kwh_proxy_share": proxy_kwh, "kwh_proxy_whole": self.proxy.get("kwh")}
+                    if proxy_kwh is not None
+                    else {}
+                ),
                 **({"policy": train.policy} if method.kind == "training" or method.policy else {}),
             },
             run_dir=str(run_dir),
             curve=list(train.curve),
         )
+
+    def _proxy_share(self, spec: TrialSpec) -> tuple[float | None, float | None]:
+        """This run's share (kWh, seconds) of the sweep's one proxy run: whole / runs that
+        use losses; (None, None) for a method that does not read them."""
+        if spec.method not in self.loss_methods or not self.proxy:
+            return None, None
+        n = max(1, int(self.proxy.get("charged_runs", 1)))
+        return _div(self.proxy.get("kwh"), n), _div(self.proxy.get("seconds"), n)
 
     def _embedding_share(self, spec: TrialSpec) -> dict[str, Any]:
         """This run's share of the sweep's one embedding: whole / runs that use features.
@@ -264,7 +298,11 @@ class TrialRunner:
         from detreduce.selection import select_and_export
 
         image, box = self.features()
-        selection = get_method(spec.method).selection  # kcenter of kcenter+infobatch
+        method = get_method(spec.method)
+        selection = method.selection  # kcenter of kcenter+infobatch
+        params = dict(self.protocol.params.get(selection, {}))
+        if method.uses_losses and self.losses() is not None:
+            params["losses"] = self.losses()  # the proxy run's real YOLO losses
         return select_and_export(
             ds,
             out_dir,
@@ -273,7 +311,7 @@ class TrialRunner:
             seed=spec.seed,
             balance=self.protocol.balance_settings(),
             level=self.protocol.level,
-            params=dict(self.protocol.params.get(selection, {})) or None,
+            params=params or None,
             features=image,
             box_features=box,
             backbone=self.protocol.backbone,
@@ -292,9 +330,7 @@ class TrialRunner:
         # stateful), with the sweep's parameters for it; a combination (kcenter+infobatch)
         # trains its statically reduced split under its policy.
         name = method.name if method.kind == "training" else method.policy
-        policy = (
-            get_method(name).create(**self.protocol.params.get(name, {})) if name else None
-        )
+        policy = get_method(name).create(**self.protocol.params.get(name, {})) if name else None
         result = train_yolo(
             data_yaml,
             out_dir=out_dir,

@@ -57,7 +57,8 @@ CONFIG_KEYS = ("methods", "fractions", "seeds", "protocol")
 
 @dataclass(frozen=True)
 class SweepEvent:
-    """A progress event: ``embed`` (before embedding), ``skip``, ``start``, ``epoch`` or ``done``.
+    """A progress event: ``embed`` (before embedding), ``proxy`` (before the loss-scoring
+    proxy run), ``skip``, ``start``, ``epoch`` or ``done``.
 
     ``index`` is the run's number (1-based) out of ``total``; ``row`` is the results row
     (:meth:`~detreduce.sweep.record.RunRecord.to_row`) for ``done`` and
@@ -213,6 +214,68 @@ def _embed_once(
     return feats_path, info
 
 
+PROXY_NAME = "proxy.json"
+LOSSES_NAME = "proxy_losses.npz"
+
+
+def _proxy_once(
+    runner_data: Any,
+    out: Path,
+    protocol: Protocol,
+    train: TrainSettings,
+    epochs: int,
+    charged_runs: int,
+    on_event: Callable[[SweepEvent], None] | None,
+) -> tuple[Path, dict[str, Any]]:
+    """Score every train image by its YOLO loss once per sweep folder (a short real
+    training of the protocol's model, :mod:`detreduce.train.scores`); reused on resume.
+    Its kWh is split evenly over the ``charged_runs`` runs of loss-based methods."""
+    info_path, losses_path = out / PROXY_NAME, out / LOSSES_NAME
+    wanted = {"fingerprint": protocol.fingerprint, "model": train.model, "epochs": epochs,
+              "imgsz": train.imgsz, "batch": train.batch}  # fmt: skip
+    if info_path.exists() and losses_path.exists():
+        info = json.loads(info_path.read_text())
+        if all(info.get(k) == v for k, v in wanted.items()):
+            log.info("reusing the sweep's proxy losses (%s)", losses_path)
+            return losses_path, info
+    from detreduce.selection import select_and_export
+    from detreduce.train.datayaml import resolve_data_yaml
+    from detreduce.train.scores import proxy_losses
+
+    if on_event:
+        on_event(SweepEvent("proxy", 0, 0))
+    work = out / "proxy"
+    exported = select_and_export(
+        runner_data.dataset(), work / "data", method="full", fraction=1.0, seed=0,
+        balance="none", overwrite=True,
+    )  # fmt: skip
+    lists = resolve_data_yaml(exported.data_yaml).train
+    files = [ln.strip() for ln in Path(lists[0]).read_text().splitlines() if ln.strip()]
+    settings = train.replace(epochs=epochs, budget="epochs", fraction=1.0, seed=0, val_every=0)
+    log.info(
+        "proxy run: %d epochs of %s to score every train image by its loss", epochs, train.model
+    )
+    proxy = proxy_losses(
+        exported.data_yaml, files, out_dir=work / "train", settings=settings,
+        energy=EnergyMeter(runner_data.energy), train_args=protocol.train_args or None,
+    )  # fmt: skip
+    with atomic_path(losses_path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, losses=proxy.losses.astype(np.float32))
+    r = proxy.result
+    total = r.energy
+    info = {
+        **wanted,
+        "n_images": int(len(proxy.losses)),
+        "kwh": total.kwh,
+        "seconds": total.seconds,
+        "images_seen": r.images_seen,
+        "charged_runs": charged_runs,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write_json(info_path, info)
+    return losses_path, info
+
+
 def _warn_if_too_few_steps(
     train: TrainSettings, train_args: dict[str, Any], n_train: int, fraction: float
 ) -> None:
@@ -324,6 +387,7 @@ def run_sweep(
     _prepare_out(out, config, overwrite)
 
     feature_methods = frozenset(m for m in plan.grid_methods if uses_features(m))
+    loss_methods = frozenset(m for m in plan.grid_methods if get_method(m).uses_losses)
     runner = TrialRunner(
         data=str(data),
         out=str(out),
@@ -331,6 +395,7 @@ def run_sweep(
         format=format,
         on_error=on_error,
         feature_methods=feature_methods,
+        loss_methods=loss_methods,
         train=train,
         energy=energy,
     )
@@ -341,6 +406,12 @@ def run_sweep(
         charged = sum(1 for s in grid if s.method in feature_methods)
         feats, info = _embed_once(runner, out, protocol, features, charged, on_event)
         runner.features_path, runner.embedding = str(feats), info
+    if loss_methods and any(s.method in loss_methods for s in todo):
+        charged = sum(1 for s in grid if s.method in loss_methods)
+        path, info = _proxy_once(
+            runner, out, protocol, train, plan.sweep.proxy_epochs, charged, on_event
+        )
+        runner.losses_path, runner.proxy = str(path), info
     ran, failed = _drive(todo, len(grid), runner, runner_backend, store, on_event)
     total = len(grid)
     return SweepResult(

@@ -341,7 +341,7 @@ class CrestPolicy(TrainingPolicy):
         out = super().report()
         if not hasattr(self, "n_images_"):
             return out
-        last = max(self.scheduled_, default=-1)
+        last = max(max(self.scheduled_, default=-1), self._answered_epoch)
         out["selections"] = len(self.selection_epochs_)
         out["selection_epochs"] = list(self.selection_epochs_)
         drift = (

@@ -297,6 +297,8 @@ class MeteredTrainer(DetectionTrainer):
         if self._policy_images != n:  # once per run, not again when Ultralytics rebuilds (OOM)
             self.policy.setup(n, self.epochs, self.args.seed)
             self._policy_images = n
+        # which file each dataset index is (Ultralytics sorts train.txt's lines)
+        self.policy.image_files_ = list(dataset.im_files)
         world, shard = (dist.get_world_size(), dist.get_rank()) if rank != -1 else (1, 0)
         if world > 1 and self.policy.needs_losses:
             raise ConfigError(
