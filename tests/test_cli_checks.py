@@ -205,7 +205,7 @@ def test_train_on_error_raise_stops_at_a_bad_label_before_training(tmp_path, cap
         (["--imgsz", "100"], "train.imgsz: expected an integer >= 32"),
         (["--balance", "class"], "balance.mode: expected one of none"),
         (["--out", "{results_only}"], "holds results.csv but no sweep.json"),
-        (["--out", "{other_sweep}"], "holds a sweep with another config (methods:"),
+        (["--out", "{other_sweep}"], "holds a sweep with another protocol ("),
     ],
 )
 def test_sweep_bad_arguments_fail_before_any_data_is_read(

@@ -169,8 +169,16 @@ def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, t
     # a plain rerun does nothing; another config into the same folder is refused
     again = run_sweep(tiny_data, out, sweep=UF, train=TINY)
     assert (again.ran, again.skipped) == (0, 3)
-    with pytest.raises(OutputExistsError, match="epochs: 1 → 2"):
+    with pytest.raises(OutputExistsError, match="another protocol.*epochs: 1 → 2"):
         run_sweep(tiny_data, out, sweep=UF, train={**TINY, "epochs": 2})
+    # the same protocol with one more method extends the sweep: only the new run trains
+    more = {**UF, "methods": ["ultralytics-fraction", "srs"]}
+    extended = run_sweep(tiny_data, out, sweep=more, train=TINY)
+    assert (extended.ran, extended.skipped, extended.failed) == (1, 3, 0)
+    config = json.loads((out / "sweep.json").read_text())
+    assert set(config["methods"]) >= {"ultralytics_fraction", "srs"}
+    assert len(config["commands"]) == 2
+    assert set(read_results(out)["method"]) == {"full", "random", "ultralytics_fraction", "srs"}
 
     from detreduce.report import write_report
 

@@ -2,8 +2,10 @@
 
 Layout of a sweep folder ``OUT``:
 
-- ``sweep.json``: the config, written once; a rerun with another config stops with a
-  message (``overwrite=True`` starts afresh).
+- ``sweep.json``: the config; a rerun with another protocol (how runs select and
+  train) stops with a message (``overwrite=True`` starts afresh), one with the same
+  protocol and other methods, fractions or seeds extends the sweep (finished runs are
+  kept; the file lists the union of the grids and every command).
 - ``embedding.json`` + ``embeddings.npz``: the train split embedded once (only when a
   method uses features), with the energy it cost and how that energy is charged.
 - ``results.csv``: one row per finished run, appended as each run ends (see
@@ -52,7 +54,6 @@ FEATURES_NAME = "embeddings.npz"
 #: Files and folders a sweep writes (the only ones ``overwrite`` removes).
 OWNED = (CONFIG_NAME, EMBEDDING_NAME, FEATURES_NAME, RESULTS_NAME, TRIALS_DIR, "plots", "report.md")
 #: Keys of sweep.json that must match for a rerun to resume.
-CONFIG_KEYS = ("methods", "fractions", "seeds", "protocol")
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,9 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
 
 
 def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
-    """Create ``out`` or check it holds the same sweep; with ``overwrite`` start afresh."""
+    """Create ``out`` or check it holds a sweep of the same protocol; with ``overwrite``
+    start afresh. The same protocol with other methods, fractions or seeds extends the
+    sweep: finished runs are kept, ``sweep.json`` lists the union of the grids."""
     if overwrite:
         for name in OWNED:
             target = out / name
@@ -103,6 +106,25 @@ def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
             elif target.exists():
                 target.unlink()
     elif _check_resumable(out, config):
+        old = _old_config(out) or {}
+        grid = ("methods", "fractions", "seeds")
+        if all(_canon(old.get(k), k) == _canon(config.get(k), k) for k in grid):
+            return
+        merged = dict(old)
+        for key in grid:
+            merged[key] = list(dict.fromkeys([*old.get(key, []), *config.get(key, [])]))
+            if key != "methods":
+                merged[key] = sorted(merged[key])
+        added = {k: [v for v in config[k] if v not in old.get(k, [])] for k in grid}
+        log.info(
+            "extending the sweep in %s (same protocol): %s",
+            out,
+            ", ".join(f"+{k} {v}" for k, v in added.items() if v) or "a subset of its grid",
+        )
+        merged["runs"] = max(int(old.get("runs", 0)), int(config.get("runs", 0)))
+        merged.setdefault("commands", [old.get("command")] if old.get("command") else [])
+        merged["commands"] = [*merged["commands"], config.get("command")]
+        _write_json(out / CONFIG_NAME, merged)
         return
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / CONFIG_NAME, config)
@@ -123,18 +145,14 @@ def _check_resumable(out: Path, config: dict[str, Any]) -> bool:
                 "--overwrite"
             )
         return False
-    diff = [k for k in CONFIG_KEYS if _canon(old.get(k), k) != _canon(config.get(k), k)]
-    if diff:
-        details = "; ".join(f"{k}: {old.get(k)} → {config.get(k)}" for k in diff if k != "protocol")
-        if "protocol" in diff:
-            po, pn = old.get("protocol", {}), config["protocol"]
-            changed = [k for k in {**po, **pn} if _canon(po.get(k)) != _canon(pn.get(k))]
-            details += ("; " if details else "") + ", ".join(
-                f"{k}: {po.get(k)} → {pn.get(k)}" for k in changed
-            )
+    po, pn = old.get("protocol", {}), config["protocol"]
+    if _canon(po) != _canon(pn):
+        changed = [k for k in {**po, **pn} if _canon(po.get(k)) != _canon(pn.get(k))]
+        details = ", ".join(f"{k}: {po.get(k)} → {pn.get(k)}" for k in changed)
         raise OutputExistsError(
-            f"{out} holds a sweep with another config ({details}); rerun with the same "
-            "options to resume it, choose another --out, or pass --overwrite to start afresh"
+            f"{out} holds a sweep with another protocol ({details}); rerun with the same "
+            "training and selection options to resume or extend it, choose another --out, "
+            "or pass --overwrite to start afresh"
         )
     return True
 
