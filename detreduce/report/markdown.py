@@ -87,6 +87,7 @@ def summary_markdown(table: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")
         "energy saved vs full",
         "ε",
         "seconds / run",
+        "image passes vs full",
     ]
     rows = []
     for _, r in table.iterrows():
@@ -104,6 +105,7 @@ def summary_markdown(table: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")
                 "–" if r["method"] == FULL else _fmt(r["kwh_saved"], pct=True),
                 _fmt(r["eps"], ".3g"),
                 _fmt(r["seconds"], ".0f"),
+                "–" if pd.isna(r.get("passes_rel")) else f"{100 * r['passes_rel']:.0f} %",
             ]
         )
     return _md_table(header, rows)
@@ -318,7 +320,10 @@ def write_report(run_dir: str | Path) -> Path:
         "negative means the run cost more. *ε* = ε-representativeness of the kept set "
         "(max distance from a train image to its nearest kept image of its class in embedding "
         "space, lower is better; 0 for full data). It is computed for every method, baselines included, "
-        "from the sweep's one embedding; – when no method of the sweep needed embeddings.",
+        "from the sweep's one embedding; – when no method of the sweep needed embeddings. "
+        "*image passes vs full* = images forwarded in training (all epochs) / the full-data "
+        "run's: what a static reduction and a training policy (InfoBatch, CREST) save, in "
+        "one unit.",
         "",
         "## Against uniform random, paired by seed",
         "",

@@ -56,7 +56,7 @@ def full_reference(df: pd.DataFrame) -> dict[str, float]:
     """Mean and std over seeds of the full-data baseline (NaN when it has no finished run)."""
     full = df[(df["method"] == FULL) & (df["status"] == "ok")]
     out = {}
-    for col in ("map50_95", "map50", "kwh_total", "seconds"):
+    for col in ("map50_95", "map50", "kwh_total", "seconds", "images_seen"):
         vals = full[col].astype(float) if col in full else pd.Series(dtype=float)
         out[col] = float(vals.mean()) if len(vals) else float("nan")
         out[col + "_std"] = float(vals.std(ddof=0)) if len(vals) else float("nan")
@@ -71,7 +71,9 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     ``map50_95_std`` (population std over seeds), ``map50_95_lo``/``_hi`` (95 % Student-t
     interval of the mean over seeds, :func:`detreduce.metrics.mean_interval`), ``map_rel`` = mean mAP50-95 / mean
     full-data mAP50-95, ``kwh`` mean total kWh per run, ``kwh_saved`` = 1 − kwh / full
-    kWh, ``eps`` mean ε-representativeness, ``seconds`` mean wall seconds per run.
+    kWh, ``eps`` mean ε-representativeness, ``seconds`` mean wall seconds per run,
+    ``passes_rel`` = mean images forwarded in training / the full run's (what a static
+    reduction and a training policy such as InfoBatch both save, in one unit).
     """
     cols = [
         "method",
@@ -89,6 +91,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         "kwh_saved",
         "eps",
         "seconds",
+        "passes_rel",
     ]
     if df.empty:
         return pd.DataFrame(columns=cols)
@@ -115,6 +118,12 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
                 "kwh_saved": 1.0 - _ratio(kwh, ref["kwh_total"]),
                 "eps": float(ok["eps"].mean()) if len(ok) and "eps" in ok else float("nan"),
                 "seconds": float(ok["seconds"].mean()) if len(ok) else float("nan"),
+                "passes_rel": _ratio(
+                    ok["images_seen"].astype(float).mean()
+                    if len(ok) and "images_seen" in ok
+                    else np.nan,
+                    ref["images_seen"],
+                ),
             }
         )
     out = pd.DataFrame(rows, columns=cols)
