@@ -230,8 +230,15 @@ class ListOf(Rule):
 class Custom(Rule):
     """A function that returns the coerced value or raises ``ValueError``/``ConfigError``."""
 
-    def __init__(self, fn: Callable[[Any], Any], expected: str, *, expensive: bool = False):
-        self.fn, self.expected, self.expensive = fn, expected, expensive
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        expected: str,
+        *,
+        expensive: bool = False,
+        optional: bool = False,
+    ):
+        self.fn, self.expected, self.expensive, self.optional = fn, expected, expensive, optional
 
     def check(self, value: Any) -> Any:
         return self.fn(value)
@@ -312,6 +319,19 @@ def _fractions(value: Any) -> tuple[float, ...]:
     if not out:
         raise ValueError(expected)
     return tuple(sorted(out))
+
+
+def _ray_address(value: Any) -> str | None:
+    text = str(value).strip()
+    if text.lower() in ("", "null", "none"):
+        return None
+    if (
+        text == "auto"
+        or (":" in text and text.rsplit(":", 1)[1].isdigit())
+        or text.startswith("ray://")
+    ):
+        return text
+    raise ValueError("null (this machine), auto or HOST:PORT")
 
 
 def _backends() -> tuple[str, ...]:
@@ -464,9 +484,20 @@ def _plain(value: Any) -> Any:
 
 
 # ----------------------------------------------------------------- the sections
+class PathOrNone(Str):
+    """A path (kept as given, as a string) or None: a folder the user names for the reader."""
+
+    optional = True
+
+
 @dataclass(frozen=True)
 class DataSettings(Settings):
-    """Dataset reading, validation and export (``cfg/data.yaml``)."""
+    """Dataset reading, validation and export (``cfg/data.yaml``).
+
+    ``images`` / ``annotations`` (``--images`` / ``--annotations``) name the image and
+    annotation folders (COCO: a JSON or a folder of them) of a COCO or VOC dataset whose
+    layout does not say them; the readers check that they exist.
+    """
 
     SECTION: ClassVar[str] = "data"
     RULES: ClassVar[dict[str, Rule]] = {
@@ -475,6 +506,8 @@ class DataSettings(Settings):
         "iscrowd": Choice(("skip", "keep")),
         "coord_tolerance": Float(0.0, 0.5),
         "check_duplicates": Bool(),
+        "images": PathOrNone("a folder path or null"),
+        "annotations": PathOrNone("a file or folder path or null"),
     }
 
     output_root: str
@@ -482,6 +515,8 @@ class DataSettings(Settings):
     iscrowd: str
     coord_tolerance: float
     check_duplicates: bool
+    images: str | None
+    annotations: str | None
 
 
 @dataclass(frozen=True)
@@ -587,7 +622,8 @@ class ReduceSettings(Settings):
     """``reduce_dataset`` / ``detreduce reduce`` (``cfg/reduce.yaml``).
 
     ``fraction``: a float is a share in (0, 1] (``1.0`` keeps everything), an int is an
-    image count (``2`` keeps two images).
+    image count (``2`` keeps two images). The ``show_*`` fields size the page that
+    ``detreduce show`` draws of a reduction (thumbnails, embedding map); reducing ignores them.
     """
 
     SECTION: ClassVar[str] = "reduce"
@@ -596,12 +632,18 @@ class ReduceSettings(Settings):
         "fraction": Custom(_budget, "a share in (0, 1] or an image count >= 1"),
         "seed": Int(0),
         "level": Choice(SELECTION_LEVELS),
+        "show_per_class": Int(0),
+        "show_thumb_size": Int(16),
+        "show_max_points": Int(1),
     }
 
     method: str
     fraction: float | int
     seed: int
     level: str
+    show_per_class: int
+    show_thumb_size: int
+    show_max_points: int
 
     @property
     def is_count(self) -> bool:
@@ -732,6 +774,11 @@ class SweepSettings(Settings):
         "backend": Choice(_backends),
         "retry_failed": Bool(),
         "proxy_epochs": Int(1),
+        "ray_address": Custom(
+            _ray_address, "null (this machine), auto or HOST:PORT", optional=True
+        ),
+        "cpus_per_trial": Float(0.0, lo_open=True),
+        "gpus_per_trial": Float(0.0),
     }
 
     methods: tuple[str, ...]
@@ -741,6 +788,9 @@ class SweepSettings(Settings):
     backend: str
     retry_failed: bool
     proxy_epochs: int
+    ray_address: str | None
+    cpus_per_trial: float
+    gpus_per_trial: float
 
 
 #: Every settings class, by the name of its cfg section ("energy" for train.energy_*).

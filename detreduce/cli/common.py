@@ -12,14 +12,33 @@ from detreduce.config import default
 DataArg = Annotated[
     Path,
     typer.Argument(
-        help="Dataset: a YOLO data.yaml (or its folder), a COCO JSON (or a folder with "
-        "annotations/*.json), or a Pascal VOC folder.",
+        help="Dataset: a YOLO data.yaml (or its folder), a COCO JSON or its dataset folder "
+        "(as COCO 2017, Roboflow, CVAT or Label Studio lay it out), or a Pascal VOC folder "
+        "(Annotations/ + JPEGImages/, XML beside the images, or a folder per split).",
         show_default=False,
     ),
 ]
 FormatOpt = Annotated[
     str | None,
     typer.Option("--format", help="Force the format: yolo, coco or voc (default: detected)."),
+]
+ImagesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--images",
+        help="COCO/VOC: the image folder, where the layout does not say it (COCO: the "
+        "folder the JSON's file names are relative to, or one holding a folder per split).",
+        show_default=False,
+    ),
+]
+AnnotationsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--annotations",
+        help="COCO: the instances JSON (or a folder of them); VOC: the folder of XML files. "
+        "Read instead of the ones found under DATA.",
+        show_default=False,
+    ),
 ]
 OnErrorOpt = Annotated[
     str,

@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from detreduce.cli.app import app
-from detreduce.cli.common import ON_ERROR_DEFAULT, DataArg, FormatOpt, OnErrorOpt
+from detreduce.cli.common import (
+    ON_ERROR_DEFAULT,
+    AnnotationsOpt,
+    DataArg,
+    FormatOpt,
+    ImagesOpt,
+    OnErrorOpt,
+)
 from detreduce.config import default
 
 
@@ -53,6 +60,8 @@ def embed(
         help="Let torchvision/timm download weights missing offline.",
     ),
     format: FormatOpt = None,
+    images: ImagesOpt = None,
+    annotations: AnnotationsOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
 ) -> None:
     """Embed every image (and/or box crop) with a pretrained backbone; cached on disk.
@@ -92,7 +101,7 @@ def embed(
         cache=cache,
         allow_download=allow_download,
     )
-    reading = DataSettings.build(on_error=on_error)
+    reading = DataSettings.build(on_error=on_error, images=images, annotations=annotations)
     ds = load_dataset(data, format=format, settings=reading)
     from detreduce.features import embed_dataset, export_embeddings, get_backbone  # torch
 

@@ -9,7 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from detreduce.cli.app import app
-from detreduce.cli.common import ISCROWD_DEFAULT, DataArg, FormatOpt, IscrowdOpt
+from detreduce.cli.common import (
+    ISCROWD_DEFAULT,
+    AnnotationsOpt,
+    DataArg,
+    FormatOpt,
+    ImagesOpt,
+    IscrowdOpt,
+)
 
 
 @app.command()
@@ -17,6 +24,8 @@ def info(
     data: DataArg,
     format: FormatOpt = None,
     iscrowd: IscrowdOpt = ISCROWD_DEFAULT,
+    images: ImagesOpt = None,
+    annotations: AnnotationsOpt = None,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     max_problems: int = typer.Option(
         20, help="Problems listed in the text output (all in --json)."
@@ -32,8 +41,16 @@ def info(
     from detreduce.info import dataset_summary
 
     logging.getLogger("detreduce").setLevel(logging.ERROR)  # problems are printed below
-    ds = load_dataset(data, format=format, on_error="warn", iscrowd=iscrowd)
+    ds = load_dataset(
+        data,
+        format=format,
+        on_error="warn",
+        iscrowd=iscrowd,
+        images=images,
+        annotations=annotations,
+    )
     summary = dataset_summary(ds)
+    summary["notes"] = list(ds.notes)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -44,8 +61,11 @@ def _print(summary: dict, max_problems: int) -> None:
     console = Console()
     console.print(
         f"[bold]{summary['source']}[/] ({summary['format']}): {summary['images']} images, "
-        f"{summary['boxes']} boxes, {len(summary['classes'])} classes"
+        f"{summary['boxes']} boxes, {len(summary['classes'])} classes",
+        soft_wrap=True,
     )
+    for note in summary["notes"]:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     splits = summary["splits"]
     table = Table(title="Boxes per class (images containing the class)")
     table.add_column("class")

@@ -10,7 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from detreduce.cli.app import app
-from detreduce.cli.common import ON_ERROR_DEFAULT, DataArg, FormatOpt, OnErrorOpt, parse_budget
+from detreduce.cli.common import (
+    ON_ERROR_DEFAULT,
+    AnnotationsOpt,
+    DataArg,
+    FormatOpt,
+    ImagesOpt,
+    OnErrorOpt,
+    parse_budget,
+)
 from detreduce.config import default
 
 
@@ -43,6 +51,8 @@ def reduce(
         default("features.device"), help="Embedding device: auto, cpu or cuda:N."
     ),
     format: FormatOpt = None,
+    images: ImagesOpt = None,
+    annotations: AnnotationsOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
     overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
 ) -> None:
@@ -51,8 +61,9 @@ def reduce(
     val/test are never reduced. The output folder holds data.yaml (train it with
     `yolo train data=OUT/data.yaml`), the kept list and selection.json (the manifest).
     """
+    from detreduce.data.load import load_dataset
     from detreduce.reduce import check_output, reduce_dataset
-    from detreduce.settings import BalanceSettings, FeatureSettings, ReduceSettings
+    from detreduce.settings import BalanceSettings, DataSettings, FeatureSettings, ReduceSettings
 
     console = Console()
     check_output(out, overwrite)  # before the settings below import the method catalog
@@ -62,20 +73,23 @@ def reduce(
     )
     balance_settings = BalanceSettings.build(mode=balance)
     embedding = FeatureSettings.build(backbone=backbone, device=device)
+    reading = DataSettings.build(on_error=on_error, images=images, annotations=annotations)
     if settings.is_count:
         n = settings.fraction
         console.print(
             f"keeping {n} image{'s' if n != 1 else ''} (--fraction {fraction} is an image "
             "count; write a share with a decimal point, e.g. 0.5 or 1.0)"
         )
+    # Read here (every setting is checked above): reduce_dataset takes the dataset itself,
+    # so --images/--annotations reach the one reader (load_dataset) through DataSettings.
+    dataset = load_dataset(data, format, settings=reading)
     result = reduce_dataset(
-        data,
+        dataset,
         settings=settings,
         out=out,
         balance=balance_settings,
         embedding=embedding,
-        format=format,
-        on_error=on_error,
+        on_error=reading.on_error,
         overwrite=overwrite,
     )
     manifest = json.loads((result.out_dir / "selection.json").read_text())

@@ -161,8 +161,19 @@ def sweep(
     ),
     backend: str = typer.Option(
         default("sweep.backend"),
-        help="Trial runner (detreduce.sweep.runner.BACKENDS): local runs trials one after "
-        "another in this process.",
+        help="Trial runner: local runs trials one after another in this process; ray runs "
+        "each as a Ray task (this machine, or a cluster with --ray-address).",
+    ),
+    ray_address: str | None = typer.Option(
+        default("sweep.ray_address"),
+        help="--backend ray: auto or HOST:PORT joins a running Ray cluster (default: start "
+        "Ray on this machine).",
+    ),
+    cpus_per_trial: float = typer.Option(
+        default("sweep.cpus_per_trial"), help="--backend ray: CPUs reserved per trial."
+    ),
+    gpus_per_trial: float = typer.Option(
+        default("sweep.gpus_per_trial"), help="--backend ray: GPUs reserved per trial."
     ),
     retry_failed: bool = typer.Option(
         default("sweep.retry_failed"), help="Retry runs recorded as failed when resuming."
@@ -207,6 +218,9 @@ def sweep(
             seeds=_csv(seeds, int),
             level=level,
             backend=backend,
+            ray_address=ray_address,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
             retry_failed=retry_failed,
         ),
         train=TrainSettings.build(

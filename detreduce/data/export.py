@@ -25,7 +25,6 @@ import yaml
 
 from detreduce import __version__
 from detreduce.data.atomic import AtomicDir, write_json, write_text
-from detreduce.data.formats.coco import find_coco_files
 from detreduce.data.model import DetectionDataset
 from detreduce.data.yolo_view import yolo_view
 from detreduce.errors import ConfigError, DatasetError
@@ -128,10 +127,10 @@ def export_selection(
 
 def _write_coco_subset(dataset: DetectionDataset, kept: np.ndarray, out: Path) -> None:
     """The original train JSON filtered to the kept images (original ids kept)."""
-    files = find_coco_files(Path(dataset.source))
-    if "train" not in files:
+    sources = dataset.split_sources.get("train") or []
+    if len(sources) != 1 or not sources[0].endswith(".json"):
         return
-    doc = json.loads(files["train"].read_text())
+    doc = json.loads(Path(sources[0]).read_text())
     kept_names = {Path(p).name for p in dataset.image_paths[kept]}
     images = [im for im in doc["images"] if Path(im.get("file_name", "")).name in kept_names]
     ids = {im["id"] for im in images}

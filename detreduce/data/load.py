@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detreduce.data.formats.coco import find_coco_files, read_coco
-from detreduce.data.formats.voc import find_voc_root, read_voc
+from detreduce.data.formats.voc import find_voc_layout, read_voc
 from detreduce.data.formats.yolo import read_yolo
 from detreduce.data.model import DetectionDataset
 from detreduce.data.problems import ProblemLog, summarize
@@ -20,29 +20,44 @@ logger = logging.getLogger("detreduce")
 FORMATS = ("yolo", "coco", "voc")
 
 
-def detect_format(path: str | Path) -> str:
+def detect_format(path: str | Path, annotations: str | Path | None = None) -> str:
     """``yolo`` for a data YAML, ``coco`` for an instances JSON (or a folder of them),
-    ``voc`` for a folder with ``Annotations/`` and ``JPEGImages/``."""
+    ``voc`` for XML annotations (``Annotations/`` + ``JPEGImages/``, or XML beside images).
+
+    ``annotations`` (``--annotations``), when given, decides: a JSON or a folder of JSONs
+    is COCO, a folder of XML files VOC.
+    """
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
+    if annotations is not None:
+        ann = Path(annotations)
+        if ann.is_file() and ann.suffix.lower() == ".json":
+            return "coco"
+        if ann.is_dir():
+            suffixes = {p.suffix.lower() for p in ann.iterdir()}
+            if ".xml" in suffixes:
+                return "voc"
+            if ".json" in suffixes:
+                return "coco"
     if path.is_file():
         if path.suffix in (".yaml", ".yml"):
             return "yolo"
-        if path.suffix == ".json":
+        if path.suffix.lower() == ".json":
             return "coco"
     elif path.is_dir():
         yamls = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
         if any(p.name in ("data.yaml", "data.yml") for p in yamls) or len(yamls) == 1:
             return "yolo"
-        if find_voc_root(path) is not None:
+        if find_voc_layout(path) is not None:
             return "voc"
         if find_coco_files(path):
             return "coco"
     raise DatasetError(
         f"{path}: unknown format: expected a YOLO data YAML, a COCO instances JSON "
         "(or a folder with annotations/*.json), or a Pascal VOC folder "
-        "(Annotations/ + JPEGImages/); pass --format yolo|coco|voc"
+        "(Annotations/ + JPEGImages/, or XML files beside the images); "
+        "pass --format yolo|coco|voc (and --annotations/--images where the folders differ)"
     )
 
 
@@ -69,8 +84,8 @@ def load_dataset(
     """Read a YOLO, COCO or VOC dataset into one :class:`DetectionDataset`.
 
     Args:
-        path: a YOLO data YAML (or its folder), a COCO JSON (or a folder with
-            ``annotations/*.json``), or a VOC folder.
+        path: a YOLO data YAML (or its folder), a COCO JSON (or a folder holding the
+            JSONs, as COCO, Roboflow, CVAT or Label Studio lay them out), or a VOC folder.
         format: ``yolo``, ``coco`` or ``voc``; detected from the path when None.
         on_error: ``warn`` skips bad items (they are listed in ``dataset.problems``
             and summarized in the log); ``raise`` stops at the first one.
@@ -78,23 +93,37 @@ def load_dataset(
             built once with ``DataSettings.build(settings, on_error=on_error,
             **overrides)``: ``iscrowd`` (COCO ``iscrowd`` boxes: ``skip``, counted, or
             ``keep``), ``check_duplicates`` (look for byte-identical images, later
-            copies skipped) and ``coord_tolerance`` may be given as keywords.
+            copies skipped), ``coord_tolerance``, and ``images`` / ``annotations`` (the
+            image and annotation folders of a COCO or VOC dataset whose layout does not
+            say them) may be given as keywords.
+
+    What the reader chose on purpose (files skipped as not detection annotations) is in
+    ``dataset.notes`` and logged; bad items are in ``dataset.problems``.
     """
     cfg = DataSettings.build(settings, on_error=on_error, **overrides)
     on_error, iscrowd, check = cfg.on_error, cfg.iscrowd, cfg.check_duplicates
     log = ProblemLog(on_error)
-    fmt = format or detect_format(path)
+    fmt = format or detect_format(path, cfg.annotations)
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
+    folders = {"images": cfg.images, "annotations": cfg.annotations}
     if fmt == "yolo":
+        given = [f"data.{k}" for k, v in folders.items() if v is not None]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} (--images/--annotations) apply to COCO and VOC "
+                "datasets; a YOLO data YAML names its image folders itself"
+            )
         ds = read_yolo(_yaml_in(path), log, cfg.coord_tolerance, check)
     elif fmt == "coco":
-        ds = read_coco(path, log, iscrowd=iscrowd, check_duplicates=check)
+        ds = read_coco(path, log, iscrowd=iscrowd, check_duplicates=check, **folders)
     else:
-        ds = read_voc(path, log, check_duplicates=check)
+        ds = read_voc(path, log, check_duplicates=check, **folders)
+    for note in ds.notes:
+        logger.info("%s", note)
     if ds.problems:
         logger.warning("%s: %s", path, summarize(ds.problems))
     return ds

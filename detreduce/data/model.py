@@ -41,6 +41,8 @@ class DetectionDataset:
         source: the path the user gave.
         problems: every problem found while reading (the bad items are not in the tables).
         split_sources: for each split, the original location(s) it came from.
+        notes: what the reader chose on purpose and the user should know, one line each
+            (files skipped as not detection annotations, a dropped parent category).
     """
 
     names: list[str]
@@ -54,6 +56,7 @@ class DetectionDataset:
     source: str = ""
     problems: list[Problem] = field(default_factory=list)
     split_sources: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.image_paths = np.asarray(self.image_paths, dtype=object).reshape(-1)
@@ -112,6 +115,7 @@ class DetectionDataset:
             box_xyxy=self.box_xyxy[keep][order],
             problems=list(self.problems),
             split_sources=dict(self.split_sources),
+            notes=list(self.notes),
         )
 
     def split(self, name: str) -> DetectionDataset:

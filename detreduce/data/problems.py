@@ -29,6 +29,10 @@ PROBLEM_KINDS: dict[str, str] = {
     "unknown_category": "annotation skipped (category id not in the categories list)",
     "crowd_box": "iscrowd annotation skipped (use iscrowd='keep' to keep it)",
     "malformed_annotation": "annotation skipped (missing or invalid field)",
+    "missing_annotation": "image skipped (listed in a split file but its annotation file is "
+    "missing: not taken for a background image)",
+    "split_overlap": "listing skipped (the image is also listed in another split: leakage; "
+    "the evaluation split keeps it)",
     "empty_split": "split has no images",
 }
 

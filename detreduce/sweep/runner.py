@@ -374,15 +374,27 @@ class LocalBackend:
             yield runner(spec)
 
 
-BACKENDS: dict[str, type] = {"local": LocalBackend}
+def _ray_backend(settings: Any) -> Backend:
+    from detreduce.sweep.ray_backend import RayBackend
+
+    return RayBackend(
+        address=getattr(settings, "ray_address", None),
+        cpus_per_trial=float(getattr(settings, "cpus_per_trial", 1)),
+        gpus_per_trial=float(getattr(settings, "gpus_per_trial", 0)),
+    )
 
 
-def get_backend(name: str) -> Backend:
-    """A backend by name; an unknown name fails with the list of known ones."""
+#: Backend name → factory taking the sweep settings (``ray_address``, ``*_per_trial``).
+BACKENDS: dict[str, Callable[[Any], Backend]] = {
+    "local": lambda settings=None: LocalBackend(),
+    "ray": _ray_backend,
+}
+
+
+def get_backend(name: str, settings: Any = None) -> Backend:
+    """A backend by name, built from the sweep settings; an unknown name fails with the
+    list of known ones."""
     key = name.strip().lower()
     if key not in BACKENDS:
-        raise ConfigError(
-            f"backend must be one of {', '.join(sorted(BACKENDS))}, got {name!r} "
-            "(a Ray backend is planned: it will yield records from ray.wait the same way)"
-        )
-    return BACKENDS[key]()
+        raise ConfigError(f"backend must be one of {', '.join(sorted(BACKENDS))}, got {name!r}")
+    return BACKENDS[key](settings)

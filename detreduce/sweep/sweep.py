@@ -374,7 +374,7 @@ def run_sweep(
 
     plan = _Plan.build(data, sweep, train, features, balance, energy, params, train_args)
     reading = DataSettings.build(on_error=on_error)
-    runner_backend = get_backend(plan.sweep.backend)
+    runner_backend = get_backend(plan.sweep.backend, plan.sweep)
     out = Path(out) if out is not None else output_root() / f"sweep-{Path(data).stem}"
     out = out.absolute()
     if not overwrite:  # another sweep in OUT fails before the dataset is read

@@ -29,6 +29,7 @@ class DatasetBuilder:
         self.box_coords: list[tuple[float, float, float, float]] = []
         self.box_normalized: list[bool] = []
         self.split_sources: dict[str, list[str]] = {}
+        self.notes: list[str] = []  # what the reader decided on purpose (files skipped, ...)
 
     def declare_split(self, split: str, source: str) -> None:
         self.split_sources.setdefault(split, []).append(source)
@@ -113,6 +114,7 @@ class DatasetBuilder:
             source=self.source,
             problems=list(self.log.problems),
             split_sources=self.split_sources,
+            notes=list(self.notes),
         )
 
 
