@@ -200,7 +200,7 @@ def test_train_on_error_raise_stops_at_a_bad_label_before_training(tmp_path, cap
     [
         (["--fractions", "1.5"], "sweep.fractions: expected a list of shares in (0, 1]"),
         (["--methods", "kcentre"], "sweep.methods: unknown method 'kcentre'"),
-        (["--backend", "ray"], "sweep.backend: expected one of local, got 'ray'"),
+        (["--backend", "dask"], "sweep.backend: expected one of local, ray, got 'dask'"),
         (["--seeds", ""], "sweep.seeds: expected a non-empty list"),
         (["--imgsz", "100"], "train.imgsz: expected an integer >= 32"),
         (["--balance", "class"], "balance.mode: expected one of none"),

@@ -77,8 +77,11 @@ def test_sweep_cfg_has_no_dead_keys():
     from detreduce.sweep.runner import BACKENDS
 
     assert "embed_charge" not in _cfg("sweep")
-    with pytest.raises(ConfigError, match=f"sweep.backend: expected one of {', '.join(BACKENDS)}"):
-        SweepSettings.build(backend="ray")
+    with pytest.raises(
+        ConfigError, match=f"sweep.backend: expected one of {', '.join(sorted(BACKENDS))}"
+    ):
+        SweepSettings.build(backend="dask")
+    assert SweepSettings.build(backend="ray").backend == "ray"
 
 
 # -------------------------------------------------------------------------- unknown keys
