@@ -508,6 +508,10 @@ class DataSettings(Settings):
         "check_duplicates": Bool(),
         "images": PathOrNone("a folder path or null"),
         "annotations": PathOrNone("a file or folder path or null"),
+        "val_fraction": Float(
+            0.0, 1.0, lo_open=True, optional=True, text="a share in (0, 1) or null"
+        ),
+        "val_seed": Int(0),
     }
 
     output_root: str
@@ -517,6 +521,8 @@ class DataSettings(Settings):
     check_duplicates: bool
     images: str | None
     annotations: str | None
+    val_fraction: float | None
+    val_seed: int
 
 
 @dataclass(frozen=True)

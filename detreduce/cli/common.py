@@ -40,6 +40,15 @@ AnnotationsOpt = Annotated[
         show_default=False,
     ),
 ]
+ValFractionOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--val-fraction",
+        help="A dataset without a val (or test) split: carve this share of train into val, "
+        "stratified by class and seeded (never reduced; recorded in selection.json).",
+        show_default=False,
+    ),
+]
 OnErrorOpt = Annotated[
     str,
     typer.Option(

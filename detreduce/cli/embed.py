@@ -14,6 +14,7 @@ from detreduce.cli.common import (
     FormatOpt,
     ImagesOpt,
     OnErrorOpt,
+    ValFractionOpt,
 )
 from detreduce.config import default
 
@@ -62,6 +63,7 @@ def embed(
     format: FormatOpt = None,
     images: ImagesOpt = None,
     annotations: AnnotationsOpt = None,
+    val_fraction: ValFractionOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
 ) -> None:
     """Embed every image (and/or box crop) with a pretrained backbone; cached on disk.
@@ -101,7 +103,9 @@ def embed(
         cache=cache,
         allow_download=allow_download,
     )
-    reading = DataSettings.build(on_error=on_error, images=images, annotations=annotations)
+    reading = DataSettings.build(
+        on_error=on_error, images=images, annotations=annotations, val_fraction=val_fraction
+    )
     ds = load_dataset(data, format=format, settings=reading)
     from detreduce.features import embed_dataset, export_embeddings, get_backbone  # torch
 

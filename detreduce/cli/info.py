@@ -16,6 +16,7 @@ from detreduce.cli.common import (
     FormatOpt,
     ImagesOpt,
     IscrowdOpt,
+    ValFractionOpt,
 )
 
 
@@ -26,6 +27,7 @@ def info(
     iscrowd: IscrowdOpt = ISCROWD_DEFAULT,
     images: ImagesOpt = None,
     annotations: AnnotationsOpt = None,
+    val_fraction: ValFractionOpt = None,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     max_problems: int = typer.Option(
         20, help="Problems listed in the text output (all in --json)."
@@ -48,6 +50,7 @@ def info(
         iscrowd=iscrowd,
         images=images,
         annotations=annotations,
+        val_fraction=val_fraction,
     )
     summary = dataset_summary(ds)
     summary["notes"] = list(ds.notes)

@@ -17,6 +17,7 @@ from detreduce.cli.common import (
     FormatOpt,
     ImagesOpt,
     OnErrorOpt,
+    ValFractionOpt,
     parse_budget,
 )
 from detreduce.config import default
@@ -53,6 +54,7 @@ def reduce(
     format: FormatOpt = None,
     images: ImagesOpt = None,
     annotations: AnnotationsOpt = None,
+    val_fraction: ValFractionOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
     overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
 ) -> None:
@@ -73,7 +75,9 @@ def reduce(
     )
     balance_settings = BalanceSettings.build(mode=balance)
     embedding = FeatureSettings.build(backbone=backbone, device=device)
-    reading = DataSettings.build(on_error=on_error, images=images, annotations=annotations)
+    reading = DataSettings.build(
+        on_error=on_error, images=images, annotations=annotations, val_fraction=val_fraction
+    )
     if settings.is_count:
         n = settings.fraction
         console.print(

@@ -111,6 +111,7 @@ def export_selection(
             "classes_before": class_counts(train),
             "classes_after": class_counts(subset),
             "eval_splits": eval_splits,
+            "notes": list(getattr(dataset, "notes", [])),
             "skipped_problems": {
                 "counts": dict(Counter(p.kind for p in dataset.problems)),
                 "items": [p.to_dict() for p in dataset.problems],

@@ -97,8 +97,11 @@ def load_dataset(
             image and annotation folders of a COCO or VOC dataset whose layout does not
             say them) may be given as keywords.
 
-    What the reader chose on purpose (files skipped as not detection annotations) is in
-    ``dataset.notes`` and logged; bad items are in ``dataset.problems``.
+    ``val_fraction`` carves a class-stratified val split from train when the dataset has
+    no val or test split (:mod:`detreduce.data.splits`; seeded by ``val_seed``).
+    What the reader chose on purpose (files skipped as not detection annotations, a
+    carved val split) is in ``dataset.notes`` and logged; bad items are in
+    ``dataset.problems``.
     """
     cfg = DataSettings.build(settings, on_error=on_error, **overrides)
     on_error, iscrowd, check = cfg.on_error, cfg.iscrowd, cfg.check_duplicates
@@ -122,6 +125,10 @@ def load_dataset(
         ds = read_coco(path, log, iscrowd=iscrowd, check_duplicates=check, **folders)
     else:
         ds = read_voc(path, log, check_duplicates=check, **folders)
+    if cfg.val_fraction is not None:
+        from detreduce.data.splits import carve_val
+
+        ds = carve_val(ds, cfg.val_fraction, cfg.val_seed)
     for note in ds.notes:
         logger.info("%s", note)
     if ds.problems:

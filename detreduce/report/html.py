@@ -34,8 +34,9 @@ from detreduce.data.model import DetectionDataset, resolved_paths
 from detreduce.data.problems import PROBLEM_KINDS
 from detreduce.errors import ConfigError, DatasetError
 from detreduce.metrics import selection_figures
+from detreduce.report import html_assets as assets
 from detreduce.report import svg
-from detreduce.settings import FeatureSettings, ReduceSettings
+from detreduce.settings import DataSettings, FeatureSettings, ReduceSettings
 
 logger = logging.getLogger("detreduce")
 
@@ -58,6 +59,7 @@ class Reduction:
         train: the train split of the reloaded dataset (rows are the page's image ids).
         kept: one bool per train image.
         problems: problems recorded at reduce time and found now, without repeats.
+        changed: the dataset's fingerprint differs from the recorded one.
         notes: what the reader should know (e.g. the dataset changed since).
     """
 
@@ -66,6 +68,7 @@ class Reduction:
     train: DetectionDataset
     kept: np.ndarray
     problems: list[dict[str, Any]] = field(default_factory=list)
+    changed: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -82,9 +85,11 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); {make}") from None
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"{path}: not a selection manifest (a JSON object); {make}")
     missing = [k for k in ("dataset", "method", "kept_images") if k not in manifest]
-    if not isinstance(manifest, dict) or missing:
-        raise ConfigError(f"{path}: no {', '.join(missing) or 'keys'} recorded; {make}")
+    if missing:
+        raise ConfigError(f"{path}: no {', '.join(missing)} recorded; {make}")
     return manifest
 
 
@@ -107,12 +112,14 @@ def read_reduction(
         )
     ds = load_dataset(source, format, on_error="warn")
     notes = []
-    if recorded.get("fingerprint") and ds.fingerprint() != recorded["fingerprint"]:
+    changed = bool(recorded.get("fingerprint")) and ds.fingerprint() != recorded["fingerprint"]
+    if changed:
         notes.append(
             f"The dataset at {source} changed since the reduction (fingerprint "
             f"{ds.fingerprint()}, recorded {recorded['fingerprint']}): figures are recomputed "
             "from the dataset as it is now."
         )
+        logger.warning("%s", notes[-1])
     train = ds.split("train")
     where = {p: i for i, p in enumerate(resolved_paths(train.image_paths))}
     kept_paths = [str(p) for p in manifest["kept_images"]]
@@ -135,7 +142,7 @@ def read_reduction(
         if key not in seen:
             seen.add(key)
             problems.append(item)
-    return Reduction(out, manifest, train, kept, problems, notes)
+    return Reduction(out, manifest, train, kept, problems, changed, notes)
 
 
 def _root(source: Path) -> Path:
@@ -173,7 +180,10 @@ def display_names(paths: np.ndarray) -> list[str]:
         return []
     if len(paths) == 1:
         return [os.path.basename(paths[0])]
-    root = os.path.commonpath(paths)
+    try:
+        root = os.path.commonpath(paths)
+    except ValueError:  # different drives (Windows) or mixed relative/absolute
+        return paths
     return [os.path.relpath(p, root) for p in paths]
 
 
@@ -290,10 +300,10 @@ def embedding_map(
 
 
 def histograms(red: Reduction) -> dict[str, Any]:
-    """The figures of ``selection.json`` when it has them, else recomputed (a training
-    policy's selection records none)."""
+    """The figures of ``selection.json`` when it has them and the dataset is unchanged,
+    else recomputed (a training policy's selection records none)."""
     figures = red.manifest.get("figures") or {}
-    if "box_count_hist" not in figures or red.notes:
+    if "box_count_hist" not in figures or red.changed:
         figures = selection_figures(red.train, red.kept)
     return figures
 
@@ -333,7 +343,8 @@ def write_selection_page(
     ``write_selection_page(out, show_per_class=8)`` works. ``data``/``format`` override
     the recorded dataset; ``backbone`` draws the map with another backbone (or at all,
     for a selection that read no embeddings); ``device`` is the embedding device.
-    The page goes to ``page`` (default ``out_dir/selection.html``), written atomically.
+    The page goes to ``page`` (default ``out_dir/selection.html``), written atomically;
+    ``progress(stage, done, total)`` hears of each embedded batch and each thumbnail.
     """
     cfg = ReduceSettings.build(settings, **overrides)
     red = read_reduction(out_dir, data, format)
@@ -377,13 +388,14 @@ def write_selection_page(
 
     body = _render(red, cfg, names, colors, labels, emap, groups)
     payload = {"groups": groups, "thumbs": thumbs}
-    html = _PAGE.format(
+    html = assets.PAGE.format(
         title=escape(_title(red)),
-        css=_CSS,
+        css=assets.CSS,
         body=body,
-        data=json.dumps(payload, separators=(",", ":")).replace("</", "<\\/"),
-        js=_JS.replace("READY_MARKER", json.dumps(READY_MARKER)),
-        csp=_CSP,
+        # "<" escaped: no "</script>" or "<!--" inside the data can end the script block
+        data=json.dumps(payload, separators=(",", ":")).replace("<", "\\u003c"),
+        js=assets.JS.replace("READY_MARKER", json.dumps(READY_MARKER)),
+        csp=assets.CSP,
     )
     path = Path(page) if page is not None else red.out_dir / PAGE_NAME
     write_text(path, html)
@@ -587,9 +599,12 @@ def _problems_html(problems: list[dict[str, Any]]) -> str:
     """Duplicates first (they change what a reduction may keep), then the rest by kind."""
     out = ['<section id="problems"><h2>Duplicates and problems</h2>']
     if not problems:
+        checked = DataSettings.build().check_duplicates  # what load_dataset looked for
+        dupes = "no byte-identical duplicate images and " if checked else ""
+        unchecked = "" if checked else " (duplicates not checked: data.check_duplicates)"
         out.append(
-            '<p class="note">None: no duplicate images and no bad labels were found when '
-            "the dataset was read.</p></section>"
+            f'<p class="note">None: {dupes}no bad labels or unreadable images were found when '
+            f"the dataset was read{unchecked}.</p></section>"
         )
         return "\n".join(out)
     kinds: dict[str, list[dict[str, Any]]] = {}
@@ -612,139 +627,3 @@ def _problems_html(problems: list[dict[str, Any]]) -> str:
         out.append("</ul></details>")
     out.append("</section>")
     return "\n".join(out)
-
-
-_CSP = (
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-    "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-)
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="detreduce show">
-<title>{title}</title>
-<style>{css}</style></head>
-<body>
-{body}
-<div id="peek" hidden></div>
-<noscript><p class="note warn">Thumbnails are drawn by the page's script: enable JavaScript.</p></noscript>
-<script type="application/json" id="detreduce-data">{data}</script>
-<script>{js}</script>
-</body></html>
-"""
-
-_CSS = """
-:root { --ink: #1d2733; --muted: #5b6875; --line: #d9dee4; --kept: #1f5f99; --drop: #b24a3b; }
-* { box-sizing: border-box; }
-body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
-  margin: 0 auto; padding: 14px 16px 48px; max-width: 1400px; background: #fbfcfd; }
-h1 { font-size: 21px; margin: 4px 0 10px; } h2 { font-size: 17px; margin: 18px 0 8px; }
-h3 { font-size: 15px; margin: 14px 0 6px; } h4 { font-size: 13px; margin: 4px 0; color: var(--muted); }
-dl.meta { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: 2px 14px;
-  margin: 0; font-size: 13px; }
-dl.meta dt { color: var(--muted); } dl.meta dd { margin: 0; overflow-wrap: anywhere; }
-table.classes { border-collapse: collapse; font-size: 13px; }
-table.classes th, table.classes td { padding: 2px 10px; border-bottom: 1px solid var(--line);
-  text-align: right; } table.classes th:first-child, table.classes td:first-child { text-align: left; }
-a { color: inherit; }
-.swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 5px;
-  vertical-align: -1px; }
-.row { display: flex; flex-wrap: wrap; gap: 28px; align-items: flex-start; }
-.charts { display: grid; grid-template-columns: repeat(2, auto); gap: 4px 12px; }
-svg text { font: 11px system-ui, sans-serif; fill: var(--ink); }
-svg .title { font-weight: 600; } svg .tick, svg .axis { fill: var(--muted); }
-svg .grid { stroke: var(--line); stroke-width: 1; } svg .frame { fill: #fff; stroke: var(--line); }
-circle.pt { cursor: pointer; } circle.pt.hot { r: 8; stroke: #000; stroke-width: 2.2; }
-.caption { color: var(--muted); font-size: 12px; max-width: 640px; }
-.note { background: #eef3f8; padding: 6px 10px; border-radius: 4px; max-width: 900px; }
-.warn { background: #fbeee0; }
-.sides { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
-.side { border-top: 3px solid var(--kept); padding-top: 2px; }
-.side.dropped { border-top-color: var(--drop); }
-.grid { display: flex; flex-wrap: wrap; gap: 4px; }
-figure.thumb { margin: 0; width: 132px; padding: 1px; border-radius: 3px; background: #fff;
-  border: 1px solid var(--line); }
-figure.thumb.dropped img { opacity: 0.8; }
-figure.thumb.hot { outline: 3px solid #000; }
-figure.thumb img { display: block; margin: 0 auto; max-width: 128px; max-height: 128px; }
-figure.thumb figcaption { font-size: 10px; color: var(--muted); white-space: nowrap; overflow: hidden;
-  text-overflow: ellipsis; }
-.missing { width: 128px; height: 96px; background: #eee; color: var(--muted); font-size: 11px;
-  display: flex; align-items: center; justify-content: center; }
-details.problems { margin: 4px 0; } details.problems ul { margin: 4px 0; font-size: 12px; }
-#peek { position: fixed; pointer-events: none; background: #fff; border: 1px solid var(--ink);
-  padding: 3px; font-size: 11px; z-index: 10; max-width: 260px; }
-#peek img { display: block; }
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("detreduce-data").textContent);
-  var built = 0;
-  document.querySelectorAll(".grid[data-group]").forEach(function (grid) {
-    var group = data.groups[Number(grid.dataset.group)];
-    var side = grid.dataset.side;
-    group[side].forEach(function (i) {
-      var t = data.thumbs[String(i)] || { name: String(i), src: null };
-      var fig = document.createElement("figure");
-      fig.className = "thumb " + side;
-      fig.dataset.i = String(i);
-      fig.title = t.name + " (" + side + ")";
-      if (t.src) {
-        var img = document.createElement("img");
-        img.src = t.src; img.width = t.w; img.height = t.h; img.alt = t.name;
-        fig.appendChild(img);
-      } else {
-        var box = document.createElement("div");
-        box.className = "missing"; box.textContent = "cannot read image";
-        fig.appendChild(box);
-      }
-      var cap = document.createElement("figcaption");
-      cap.textContent = t.name;
-      fig.appendChild(cap);
-      grid.appendChild(fig);
-      built += 1;
-    });
-  });
-  var points = {};
-  document.querySelectorAll("circle.pt").forEach(function (p) { points[p.dataset.i] = p; });
-  var peek = document.getElementById("peek");
-  function mark(i, on) {
-    var p = points[i];
-    if (p) { p.classList.toggle("hot", on); if (on) p.parentNode.appendChild(p); }
-    document.querySelectorAll('figure.thumb[data-i="' + i + '"]').forEach(function (f) {
-      f.classList.toggle("hot", on);
-    });
-  }
-  document.addEventListener("mouseover", function (e) {
-    var el = e.target.closest ? e.target.closest("[data-i]") : null;
-    if (!el) return;
-    mark(el.dataset.i, true);
-    var t = data.thumbs[el.dataset.i];
-    if (el.tagName.toLowerCase() === "circle" && t && t.src) {
-      peek.innerHTML = "";
-      var img = document.createElement("img"); img.src = t.src;
-      var cap = document.createElement("div"); cap.textContent = t.name;
-      peek.appendChild(img); peek.appendChild(cap);
-      peek.style.left = (e.clientX + 14) + "px"; peek.style.top = (e.clientY + 14) + "px";
-      peek.hidden = false;
-    }
-  });
-  document.addEventListener("mouseout", function (e) {
-    var el = e.target.closest ? e.target.closest("[data-i]") : null;
-    if (el) mark(el.dataset.i, false);
-    peek.hidden = true;
-  });
-  document.addEventListener("click", function (e) {
-    var el = e.target.closest ? e.target.closest("circle.pt") : null;
-    if (!el) return;
-    var f = document.querySelector('figure.thumb[data-i="' + el.dataset.i + '"]');
-    if (f) f.scrollIntoView({ behavior: "smooth", block: "center" });
-  });
-  document.body.dataset.thumbnails = String(built);
-  console.log(READY_MARKER, built);
-})();
-"""
