@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,7 +118,12 @@ def offline_ultralytics(cache_roots: Iterable[Path] = ()) -> Iterator[None]:
         for module, name, value in patches:
             setattr(module, name, value)
         ul_events.events.enabled = False  # no analytics, even if imported while online
-        yield
+        with warnings.catch_warnings():
+            # With Ray installed, Ultralytics' Ray Tune callback asks for a trial id after
+            # every epoch and Ray warns when no Tune session runs (detreduce's Ray backend
+            # runs plain tasks): the warning says nothing about the run.
+            warnings.filterwarnings("ignore", message=".*get_trial_id.*", category=UserWarning)
+            yield
     finally:
         for module, name, value in saved:
             setattr(module, name, value)
