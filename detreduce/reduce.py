@@ -25,7 +25,7 @@ logger = logging.getLogger("detreduce")
 class ReduceResult:
     """Where the export went and what was kept."""
 
-    data_yaml: Path
+    data_yaml: Path | None  # None: the dataset has no val/test split (selection.json says so)
     out_dir: Path
     kept: np.ndarray  # rows of the full dataset
     images_before: int
@@ -117,6 +117,7 @@ def reduce_dataset(
         box_features=box_features,
         backbone=backbone,
         overwrite=overwrite,
+        require_eval=False,
     )
     return ReduceResult(
         data_yaml=exported.data_yaml,

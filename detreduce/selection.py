@@ -276,14 +276,11 @@ class ExportedSelection:
         selection: what :func:`select_images` chose and why (indices into the train split).
     """
 
-    data_yaml: Path
+    data_yaml: Path | None  # None: no val/test split to name (``require_eval=False``)
     kept: np.ndarray
     n_train: int
     selection: ImageSelection
-
-    @property
-    def out_dir(self) -> Path:
-        return self.data_yaml.parent
+    out_dir: Path
 
 
 def select_and_export(
@@ -300,8 +297,12 @@ def select_and_export(
     box_features: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     backbone: str = "",
     overwrite: bool = False,
+    require_eval: bool = True,
 ) -> ExportedSelection:
     """Select from the train split of ``dataset`` and export it (the one select → export path).
+
+    ``require_eval``: a dataset without val/test raises (True, sweeps) or is exported
+    without a data YAML (False, ``detreduce reduce``; see :func:`export_selection`).
 
     ``features`` / ``box_features`` are aligned with the train split (as
     :meth:`DetectionDataset.split` orders it). ``backbone`` names the embeddings for the
@@ -337,6 +338,7 @@ def select_and_export(
         fraction=fraction,
         seed=seed,
         overwrite=overwrite,
+        require_eval=require_eval,
         extra={
             "level": selection.level,
             "backbone": backbone if uses_features else "",
@@ -347,5 +349,9 @@ def select_and_export(
         },
     )
     return ExportedSelection(
-        data_yaml=Path(data_yaml), kept=kept, n_train=len(train_rows), selection=selection
+        data_yaml=None if data_yaml is None else Path(data_yaml),
+        kept=kept,
+        n_train=len(train_rows),
+        selection=selection,
+        out_dir=Path(out_dir).absolute(),
     )

@@ -508,6 +508,7 @@ class DataSettings(Settings):
         "check_duplicates": Bool(),
         "images": PathOrNone("a folder path or null"),
         "annotations": PathOrNone("a file or folder path or null"),
+        "val": PathOrNone("a dataset path or null"),
         "val_fraction": Float(
             0.0, 1.0, lo_open=True, optional=True, text="a share in (0, 1) or null"
         ),
@@ -521,6 +522,7 @@ class DataSettings(Settings):
     check_duplicates: bool
     images: str | None
     annotations: str | None
+    val: str | None
     val_fraction: float | None
     val_seed: int
 

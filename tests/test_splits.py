@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,5 +68,45 @@ def test_reduce_a_train_only_dataset_with_a_carved_val(train_only, tmp_path, cap
     val_list = (out / "val.txt").read_text().split()
     kept = set(manifest["kept_images"])
     assert len(val_list) == n_val and not kept & set(val_list)  # val is never reduced
+    capsys.readouterr()
+
+
+def test_reduce_without_any_val_still_writes_the_kept_list_and_says_why(
+    train_only, tmp_path, capsys
+):
+    out = tmp_path / "no-val"
     assert main(["reduce", str(train_only), "--method", "random", "--fraction", "0.5",
-                 "--out", str(tmp_path / "no")]) == 2  # fmt: skip
+                 "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.replace("\n", " ")
+    assert (
+        "no data.yaml: the dataset has no val or test split" in printed
+        and "--val-fraction" in printed
+    )
+    assert not (out / "data.yaml").exists() and (out / "train.txt").exists()
+    manifest = json.loads((out / "selection.json").read_text())
+    assert manifest["data_yaml"] is None and "--val-fraction" in manifest["no_data_yaml"]
+    n = load_dataset(train_only).num_images
+    assert len((out / "train.txt").read_text().split()) == manifest["images_after"] == round(n / 2)
+
+
+def test_val_from_another_dataset_becomes_the_val_split(train_only, tmp_path, capsys):
+    """--val PATH: every image of another dataset (same class names) is the val split."""
+    import yaml
+
+    other = train_only.parent / "val_only.yaml"
+    other.write_text(train_only.read_text().replace("train: images/train", "train: images/val"))
+    out = tmp_path / "with-val"
+    assert main(["reduce", str(train_only), "--method", "random", "--fraction", "0.5",
+                 "--val", str(other), "--out", str(out)]) == 0  # fmt: skip
+    n_val = load_dataset(other).num_images
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert len(Path(data["val"]).read_text().split()) == n_val > 0
+    manifest = json.loads((out / "selection.json").read_text())
+    assert manifest["images_before"] == load_dataset(train_only).num_images
+    assert any(f"val split from --val {other}" in n for n in manifest["notes"])
+    renamed = train_only.parent / "renamed.yaml"
+    renamed.write_text(other.read_text().replace("- circle", "- disc"))
+    with pytest.raises(ConfigError, match=r"classes \['disc'\] are not classes of"):
+        load_dataset(train_only, val=str(renamed))
+    with pytest.raises(ConfigError, match="not both"):
+        load_dataset(train_only, val=str(other), val_fraction=0.2)

@@ -40,6 +40,15 @@ AnnotationsOpt = Annotated[
         show_default=False,
     ),
 ]
+ValOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--val",
+        help="A dataset without a val split: use this dataset (any format, same class "
+        "names) as its val split.",
+        show_default=False,
+    ),
+]
 ValFractionOpt = Annotated[
     float | None,
     typer.Option(

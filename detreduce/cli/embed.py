@@ -15,6 +15,7 @@ from detreduce.cli.common import (
     ImagesOpt,
     OnErrorOpt,
     ValFractionOpt,
+    ValOpt,
 )
 from detreduce.config import default
 
@@ -63,6 +64,7 @@ def embed(
     format: FormatOpt = None,
     images: ImagesOpt = None,
     annotations: AnnotationsOpt = None,
+    val: ValOpt = None,
     val_fraction: ValFractionOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
 ) -> None:
@@ -104,7 +106,11 @@ def embed(
         allow_download=allow_download,
     )
     reading = DataSettings.build(
-        on_error=on_error, images=images, annotations=annotations, val_fraction=val_fraction
+        on_error=on_error,
+        images=images,
+        annotations=annotations,
+        val=val,
+        val_fraction=val_fraction,
     )
     ds = load_dataset(data, format=format, settings=reading)
     from detreduce.features import embed_dataset, export_embeddings, get_backbone  # torch

@@ -17,6 +17,7 @@ from detreduce.cli.common import (
     ImagesOpt,
     IscrowdOpt,
     ValFractionOpt,
+    ValOpt,
 )
 
 
@@ -27,6 +28,7 @@ def info(
     iscrowd: IscrowdOpt = ISCROWD_DEFAULT,
     images: ImagesOpt = None,
     annotations: AnnotationsOpt = None,
+    val: ValOpt = None,
     val_fraction: ValFractionOpt = None,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     max_problems: int = typer.Option(
@@ -50,6 +52,7 @@ def info(
         iscrowd=iscrowd,
         images=images,
         annotations=annotations,
+        val=val,
         val_fraction=val_fraction,
     )
     summary = dataset_summary(ds)

@@ -18,6 +18,7 @@ from detreduce.cli.common import (
     ImagesOpt,
     OnErrorOpt,
     ValFractionOpt,
+    ValOpt,
     parse_budget,
 )
 from detreduce.config import default
@@ -54,6 +55,7 @@ def reduce(
     format: FormatOpt = None,
     images: ImagesOpt = None,
     annotations: AnnotationsOpt = None,
+    val: ValOpt = None,
     val_fraction: ValFractionOpt = None,
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
     overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
@@ -76,7 +78,11 @@ def reduce(
     balance_settings = BalanceSettings.build(mode=balance)
     embedding = FeatureSettings.build(backbone=backbone, device=device)
     reading = DataSettings.build(
-        on_error=on_error, images=images, annotations=annotations, val_fraction=val_fraction
+        on_error=on_error,
+        images=images,
+        annotations=annotations,
+        val=val,
+        val_fraction=val_fraction,
     )
     if settings.is_count:
         n = settings.fraction
@@ -118,6 +124,15 @@ def reduce(
             console.print(
                 f"ε-representativeness ({label}, {block.get('metric', '')}): {block['overall']}"
             )
+    if result.data_yaml is None:
+        from detreduce.data.export import NO_EVAL_REASON
+
+        written = sorted(p.name for p in result.out_dir.iterdir())
+        console.print(
+            f"wrote {', '.join(written)} in {result.out_dir}; no data.yaml: {NO_EVAL_REASON}",
+            soft_wrap=True,
+        )
+        return
     console.print(f"wrote {result.data_yaml}", soft_wrap=True)
     console.print(
         f"train it: yolo train data={result.data_yaml} model=yolov8n.yaml", soft_wrap=True

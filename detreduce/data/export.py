@@ -29,6 +29,12 @@ from detreduce.data.model import DetectionDataset
 from detreduce.data.yolo_view import yolo_view
 from detreduce.errors import ConfigError, DatasetError
 
+#: Why an export has no data YAML (written to selection.json and printed by reduce).
+NO_EVAL_REASON = (
+    "the dataset has no val or test split, so there is nothing to validate a training on; "
+    "carve one with --val-fraction F (data.val_fraction) or add a val split to the dataset"
+)
+
 
 def class_counts(ds: DetectionDataset) -> dict[str, dict[str, int]]:
     """Per class name: images containing it and boxes."""
@@ -49,10 +55,15 @@ def export_selection(
     seed: int | None = None,
     overwrite: bool = False,
     extra: dict[str, Any] | None = None,
-) -> Path:
+    require_eval: bool = True,
+) -> Path | None:
     """Write ``out_dir`` for the train images ``kept_indices`` (rows of ``dataset``).
 
-    Returns the path of the written ``data.yaml``.
+    Returns the path of the written ``data.yaml``. A dataset without a val or test
+    split has nothing to validate on: with ``require_eval`` (sweeps, which train) that
+    raises; without it (``detreduce reduce``) the kept list, ``selection.json`` and, for
+    COCO, the reduced ``instances_train.json`` are still written, ``selection.json``
+    says why there is no ``data.yaml``, and None is returned.
     """
     kept = np.asarray(kept_indices, dtype=np.int64).reshape(-1)
     if len(kept) == 0:
@@ -64,11 +75,13 @@ def export_selection(
     if not (dataset.image_splits[kept] == "train").all():
         raise ConfigError("the selection must hold train images only (val/test are never reduced)")
     eval_splits = [s for s in ("val", "test") if len(dataset.split_indices(s))]
-    if "val" not in eval_splits:
-        if "test" not in eval_splits:
-            raise DatasetError(
-                f"{dataset.source}: no val or test split to validate on; add one to the dataset"
-            )
+    no_eval = not eval_splits
+    if no_eval and require_eval:
+        raise DatasetError(
+            f"{dataset.source}: no val or test split to validate on; add one to the dataset "
+            "or carve one with --val-fraction (data.val_fraction)"
+        )
+    if eval_splits and "val" not in eval_splits:
         eval_splits = ["test"]
 
     view_root, view_paths = yolo_view(dataset)
@@ -89,7 +102,8 @@ def export_selection(
             )
         data["nc"] = len(dataset.names)
         data["names"] = dict(enumerate(dataset.names))
-        write_text(tmp / "data.yaml", yaml.safe_dump(data, sort_keys=False))
+        if not no_eval:
+            write_text(tmp / "data.yaml", yaml.safe_dump(data, sort_keys=False))
         manifest = {
             "detreduce_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -111,6 +125,8 @@ def export_selection(
             "classes_before": class_counts(train),
             "classes_after": class_counts(subset),
             "eval_splits": eval_splits,
+            "data_yaml": None if no_eval else "data.yaml",
+            **({"no_data_yaml": NO_EVAL_REASON} if no_eval else {}),
             "notes": list(getattr(dataset, "notes", [])),
             "skipped_problems": {
                 "counts": dict(Counter(p.kind for p in dataset.problems)),
@@ -123,7 +139,7 @@ def export_selection(
         write_json(tmp / "selection.json", manifest)
         if dataset.format == "coco":
             _write_coco_subset(dataset, kept, tmp / "instances_train.json")
-    return Path(out_dir).absolute() / "data.yaml"
+    return None if no_eval else Path(out_dir).absolute() / "data.yaml"
 
 
 def _write_coco_subset(dataset: DetectionDataset, kept: np.ndarray, out: Path) -> None:

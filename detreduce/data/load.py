@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -125,6 +126,15 @@ def load_dataset(
         ds = read_coco(path, log, iscrowd=iscrowd, check_duplicates=check, **folders)
     else:
         ds = read_voc(path, log, check_duplicates=check, **folders)
+    if cfg.val is not None:
+        from detreduce.data.splits import with_val
+
+        if cfg.val_fraction is not None:
+            raise ConfigError("give --val PATH or --val-fraction F, not both")
+        # the val dataset is read with the same settings, minus what named this one's folders
+        plain = dataclasses.replace(cfg, val=None, images=None, annotations=None)
+        val = load_dataset(cfg.val, settings=plain)
+        ds = with_val(ds, val, cfg.val)
     if cfg.val_fraction is not None:
         from detreduce.data.splits import carve_val
 

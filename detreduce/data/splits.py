@@ -67,3 +67,44 @@ def carve_val(ds: DetectionDataset, val_fraction: float, seed: int = 0) -> Detec
         },
         notes=[*ds.notes, note],
     )
+
+
+def with_val(ds: DetectionDataset, val: DetectionDataset, source: str) -> DetectionDataset:
+    """``ds`` with every image of ``val`` added as its ``val`` split (``--val PATH``).
+
+    Class ids are matched by name; a val class that ``ds`` does not have is an error
+    (its boxes could not be trained or scored). ``ds`` must not have a val split of
+    its own. ``val``'s problems and notes are kept, prefixed with where they came from.
+    """
+    if len(ds.split_indices("val")):
+        raise ConfigError(
+            f"--val {source}: {ds.source} has a val split already; give --val only for a "
+            "dataset without one"
+        )
+    unknown = sorted(set(val.names) - set(ds.names))
+    if unknown:
+        raise ConfigError(
+            f"--val {source}: classes {unknown} are not classes of {ds.source} ({ds.names})"
+        )
+    index = {name: i for i, name in enumerate(ds.names)}
+    remap = np.array([index[name] for name in val.names], dtype=np.int64)
+    n = ds.num_images
+    return replace(
+        ds,
+        image_paths=np.concatenate([ds.image_paths, val.image_paths]),
+        image_sizes=np.concatenate([ds.image_sizes, val.image_sizes]),
+        image_splits=np.concatenate(
+            [ds.image_splits, np.full(val.num_images, "val", dtype=object)]
+        ),
+        box_image=np.concatenate([ds.box_image, val.box_image + n]),
+        box_class=np.concatenate([ds.box_class, remap[val.box_class]]),
+        box_xyxy=np.concatenate([ds.box_xyxy, val.box_xyxy]),
+        problems=[*ds.problems, *val.problems],
+        split_sources={**ds.split_sources, "val": [str(source)]},
+        notes=[
+            *ds.notes,
+            *(f"--val {source}: {note}" for note in val.notes),
+            f"val split from --val {source}: {val.num_images} images, {val.num_boxes} boxes "
+            "(every image of it, whatever its own split names)",
+        ],
+    )
