@@ -6,6 +6,7 @@ with ``DETREDUCE_REQUIRE_DATA=1`` (set by .ci/run) a missing dataset is a failur
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -48,12 +49,19 @@ def _isolated_runs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("YOLO_OFFLINE", "1")
 
 
+_LOGGER_AT_START = (
+    list(logging.getLogger("detreduce").handlers),
+    logging.getLogger("detreduce").level,
+    logging.getLogger("detreduce").propagate,
+)
+
+
 @pytest.fixture(autouse=True)
 def _reset_detreduce_logger():
-    """The CLI installs its own handler on the "detreduce" logger; undo it after each test."""
-    import logging
-
+    """The CLI installs its own handler on the "detreduce" logger (and stops propagation);
+    put the logger back as it was before any test ran, after each test (a module-scoped
+    fixture that ran the CLI would otherwise leave it changed for every later test)."""
     logger = logging.getLogger("detreduce")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    handlers, level, propagate = _LOGGER_AT_START
+    logger.handlers[:], logger.level, logger.propagate = list(handlers), level, propagate
