@@ -159,7 +159,10 @@ def paired_markdown(paired: pd.DataFrame) -> str:
             str(int(r["pairs"])),
             "–" if pd.isna(r["diff"]) else f"{r['diff']:+.3f}",
             _interval(r["lo"], r["hi"], "+.3f"),
-            words[r["verdict"]],
+            "no random run at this fraction (a training policy sees every image: compare "
+            "it with full data and by image passes)"
+            if int(r["pairs"]) == 0
+            else words[r["verdict"]],
         ]
         for _, r in paired.iterrows()
     ]
