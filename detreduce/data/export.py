@@ -9,12 +9,13 @@ Output folder (written atomically: built under a temp name, then renamed):
   seed, per-class image/box counts before and after, skipped problems, version, time).
 - ``instances_train.json`` for COCO inputs: the subset as COCO JSON.
 
-Image paths point into the cached YOLO view of the dataset (:mod:`yolo_view`).
+Image paths point into the cached YOLO view of the dataset (:mod:`yolo_view`), which
+gets the entries of the listed images (kept train, every val/test image) where missing.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,6 +26,7 @@ import yaml
 
 from detreduce import __version__
 from detreduce.data.atomic import AtomicDir, write_json, write_text
+from detreduce.data.formats.coco import write_subset
 from detreduce.data.model import DetectionDataset
 from detreduce.data.yolo_view import yolo_view
 from detreduce.errors import ConfigError, DatasetError
@@ -84,7 +86,8 @@ def export_selection(
     if eval_splits and "val" not in eval_splits:
         eval_splits = ["test"]
 
-    view_root, view_paths = yolo_view(dataset)
+    listed = [kept] + [dataset.split_indices(s) for s in eval_splits]
+    view_root, view_paths = yolo_view(dataset, rows=np.concatenate(listed))
     train = dataset.split("train")
     subset = dataset.subset(kept)
     with AtomicDir(out_dir, overwrite=overwrite) as tmp:
@@ -147,10 +150,5 @@ def _write_coco_subset(dataset: DetectionDataset, kept: np.ndarray, out: Path) -
     sources = dataset.split_sources.get("train") or []
     if len(sources) != 1 or not sources[0].endswith(".json"):
         return
-    doc = json.loads(Path(sources[0]).read_text())
-    kept_names = {Path(p).name for p in dataset.image_paths[kept]}
-    images = [im for im in doc["images"] if Path(im.get("file_name", "")).name in kept_names]
-    ids = {im["id"] for im in images}
-    doc["images"] = images
-    doc["annotations"] = [a for a in doc.get("annotations", []) if a.get("image_id") in ids]
-    write_text(out, json.dumps(doc))
+    kept_names = {os.path.basename(p) for p in dataset.image_paths[kept].tolist()}
+    write_subset(Path(sources[0]), kept_names, out)

@@ -28,6 +28,8 @@ class DatasetBuilder:
         self.box_class: list[int] = []
         self.box_coords: list[tuple[float, float, float, float]] = []
         self.box_normalized: list[bool] = []
+        #: boxes added in bulk (image, class, xyxy, normalized arrays), in order with the above
+        self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.split_sources: dict[str, list[str]] = {}
         self.notes: list[str] = []  # what the reader decided on purpose (files skipped, ...)
 
@@ -45,6 +47,44 @@ class DatasetBuilder:
         self.box_class.append(cls)
         self.box_coords.append(xyxy)
         self.box_normalized.append(normalized)
+
+    def add_boxes(
+        self, image: np.ndarray, cls: np.ndarray, xyxy: np.ndarray, normalized: bool = False
+    ) -> None:
+        """Add many boxes at once (``(m,)``, ``(m,)``, ``(m, 4)``): what :meth:`add_box`
+        does m times, without a Python object per box."""
+        self._flush()
+        image = np.asarray(image, dtype=np.int64).reshape(-1)
+        self._blocks.append(
+            (
+                image,
+                np.asarray(cls, dtype=np.int64).reshape(-1),
+                np.asarray(xyxy, dtype=np.float64).reshape(-1, 4),
+                np.full(len(image), normalized, dtype=bool),
+            )
+        )
+
+    def _flush(self) -> None:
+        """Move the boxes added one by one into a block, keeping the order of addition."""
+        if self.box_image:
+            self._blocks.append(
+                (
+                    np.asarray(self.box_image, dtype=np.int64),
+                    np.asarray(self.box_class, dtype=np.int64),
+                    np.asarray(self.box_coords, dtype=np.float64).reshape(-1, 4),
+                    np.asarray(self.box_normalized, dtype=bool),
+                )
+            )
+            self.box_image, self.box_class, self.box_coords, self.box_normalized = [], [], [], []
+
+    def _boxes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self._flush()
+        if not self._blocks:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros((0, 4)), np.zeros(0, dtype=bool)
+        if len(self._blocks) > 1:
+            self._blocks = [tuple(np.concatenate(parts) for parts in zip(*self._blocks))]
+        return self._blocks[0]
 
     def build(self, check_duplicates: bool = True) -> DetectionDataset:
         n = len(self.paths)
@@ -80,9 +120,7 @@ class DatasetBuilder:
                     f"same bytes as {self.paths[j]} ({self.splits[j]} split); this copy skipped",
                 )
 
-        coords = np.asarray(self.box_coords, dtype=np.float64).reshape(-1, 4)
-        box_image = np.asarray(self.box_image, dtype=np.int64)
-        normalized = np.asarray(self.box_normalized, dtype=bool)
+        box_image, box_class, coords, normalized = self._boxes()
         if len(coords):
             wh = sizes[box_image].astype(np.float64)
             scale = np.concatenate([wh, wh], axis=1)
@@ -93,8 +131,9 @@ class DatasetBuilder:
         remap[keep_img] = np.arange(len(keep_img))
         keep_box = remap[box_image] >= 0 if len(box_image) else np.zeros(0, dtype=bool)
 
+        kept_splits = {self.splits[i] for i in keep_img.tolist()}
         for split, _ in self.split_sources.items():
-            if not any(self.splits[i] == split for i in keep_img):
+            if split not in kept_splits:
                 srcs = ", ".join(self.split_sources[split])
                 self.log.add("empty_split", srcs, f"split {split!r} has no valid images")
         if len(keep_img) == 0:
@@ -106,9 +145,7 @@ class DatasetBuilder:
             image_sizes=sizes[keep_img],
             image_splits=np.asarray([self.splits[i] for i in keep_img], dtype=object),
             box_image=remap[box_image[keep_box]] if len(box_image) else [],
-            box_class=np.asarray(self.box_class, dtype=np.int64)[keep_box]
-            if len(box_image)
-            else [],
+            box_class=box_class[keep_box] if len(box_image) else [],
             box_xyxy=coords[keep_box].astype(np.float32),
             format=self.format,
             source=self.source,
