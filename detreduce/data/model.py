@@ -175,6 +175,10 @@ class DetectionDataset:
         )
 
 
+#: A folder holding this many of the paths is listed once rather than ``lstat``-ed per file.
+_LIST_FOLDER_FROM = 64
+
+
 def resolved_paths(paths) -> list[str]:
     """``Path(p).resolve()`` of each path, as strings, computed cheaply.
 
@@ -205,10 +209,6 @@ def resolved_paths(paths) -> list[str]:
             again = os.path.islink(full)
         out.append(os.path.realpath(full) if again else full)
     return out
-
-
-#: A folder holding this many of the paths is listed once rather than ``lstat``-ed per file.
-_LIST_FOLDER_FROM = 64
 
 
 def _symlinks_in(folder: str) -> set[str] | None:

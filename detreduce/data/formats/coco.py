@@ -20,9 +20,10 @@ class ids in ascending id order, names kept; Roboflow's unused parent category (
 
 At COCO 2017 scale (118k images, 860k boxes, a 450 MB JSON) what costs is parsing the
 polygon ``segmentation`` arrays, which no box needs: :func:`parse_instances` leaves them
-unparsed (as byte spans of the file) and parses the rest, and :func:`write_subset` copies
-the kept annotations' spans back verbatim. Annotations are checked by dictionary look-ups
-and one vectorised bbox test; only unusual ones take the slow, message-writing path.
+unparsed and parses the rest, and :func:`write_subset` parses only the kept annotations'
+polygons. Annotations are checked column by column with one vectorised bbox test; only
+unusual ones take the one-by-one path that writes the problem messages
+(``benchmarks/bench_coco_scale.py``, ``benchmarks/NOTES_data.md``).
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ OTHER_TASKS = {
 #: JSON names whose split is the name of the folder they sit in (Roboflow exports).
 _SPLIT_FROM_FOLDER = ("_annotations.coco", "_annotations")
 _SAMPLE = 16  # file names probed per candidate image folder
-#: A ``"segmentation"`` key and a polygon value (arrays of numbers, nothing else): group 1.
 _WS = rb"[ \t\n\r]*"
 _NUMBERS = rb"\[[ \t\n\r0-9.,eE+-]*\]"  # a flat array of numbers (balanced by construction)
 #: A polygon list, COCO's ``[[x1, y1, x2, y2, ...], ...]``: whole, as nothing but numbers.
 _POLYGONS = rb"\[" + _WS + rb"(?:" + _NUMBERS + rb"(?:" + _WS + rb"," + _WS + _NUMBERS + rb")*)?"
 _POLYGONS += _WS + rb"\]"
-_KEY = rb'"segmentation"' + _WS + rb":" + _WS
+#: The ``segmentation`` key, not the end of a key such as ``"x\"segmentation"`` (the look-behind
+#: sits at the end so that the search still skips ahead to the literal).
+_KEY = rb'"segmentation"(?<!\\"segmentation")' + _WS + rb":" + _WS
 #: A ``segmentation`` key and its polygon list.
 _POLYGON_VALUE = re.compile(_KEY + _POLYGONS)
 #: A ``segmentation`` key and its polygon list (group 1) or a number (group 1 unset).
@@ -287,8 +289,8 @@ def read_instances(
 
 
 def _read_dropping_polygons(path: Path) -> object:
-    """:func:`parse_instances` of the file, holding one copy of it at a time (peak memory:
-    the text without polygons, then the document)."""
+    """:func:`parse_instances` of the file, its bytes let go as soon as the polygons are
+    out (peak memory: the text without polygons and the document)."""
     raw = path.read_bytes()
     text = _POLYGON_VALUE.sub(b'"segmentation": []', raw)
     del raw
@@ -308,9 +310,10 @@ def parse_instances(
 
     Parsing the 40+ million polygon numbers of COCO 2017 train is most of ``json.loads``'
     time and memory, and no box needs them. A ``segmentation`` value of COCO's polygon
-    form (a list of lists of numbers; in valid JSON the pattern matches it whole, and only
-    a key can be followed by ``":``) becomes ``[]``, or with ``keep_polygons`` its index
-    ``k`` in the spans returned: ``raw[spans[k][0]:spans[k][1]]`` is the value as written.
+    form (a list of lists of numbers; in valid JSON the pattern matches it whole, and an
+    unescaped ``"segmentation"`` followed by ``:`` is that key) becomes ``[]``, or with
+    ``keep_polygons`` its index ``k`` in the spans returned:
+    ``raw[spans[k][0]:spans[k][1]]`` is the value as written.
     Spans are None without ``keep_polygons``, and where placeholders would be ambiguous (a
     ``segmentation`` that is a number; the document is then parsed whole). A malformed
     number inside a polygon goes unreported, as nothing reads it; any other parse error is
@@ -323,8 +326,6 @@ def parse_instances(
     pieces, spans, last = [], [], 0
     for m in _POLYGON_OR_NUMBER.finditer(raw):
         start, end = m.span(1)
-        if raw[m.start() - 1 : m.start()] == b"\\":
-            continue  # a key ending in an escaped quote, not the "segmentation" key
         if start < 0:
             return _loads(raw, raw)[0], None
         pieces += (view[last:start], b"%d" % len(spans))
