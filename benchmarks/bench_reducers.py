@@ -4,7 +4,8 @@ Each (method, n, fraction) case runs in a fresh subprocess on n rows of d = 1280
 float32 "embeddings" (clustered Gaussian by default: 50 centres, unit noise), so peak
 memory is that case's own: the growth of the process's peak RSS (VmHWM, reset after
 the data is made) over its RSS before ``select``. PHL and PRD are skipped above 10k
-rows (their target is 10k); every other method's target is 60 s at 100k rows.
+rows (their target is 10k); every other method's target is 60 s at 100k rows (flow,
+which fits a density model: 120 s).
 
     python benchmarks/bench_reducers.py                       # the full table
     python benchmarks/bench_reducers.py --sizes 1000,10000 --methods mms,clc
@@ -26,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 TARGET_S = 60.0
+#: Methods with their own target at 100k rows (flow includes fitting its density model).
+TARGETS = {"flow": 120.0}
 SLOW = {"phl", "prd"}  # target: 60 s at 10k rows; skipped above
 SLOW_MAX_N = 10_000
 D = 1280
@@ -202,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                     limit_n = SLOW_MAX_N if name in SLOW else 100_000
                     verdict = ""
                     if n == limit_n:
-                        verdict = "ok" if row["seconds"] < TARGET_S else "OVER 60 s"
+                        target = TARGETS.get(name, TARGET_S)
+                        verdict = "ok" if row["seconds"] < target else f"OVER {target:.0f} s"
                     print(
                         f"| {name} | {n} | {f} | {row['seconds']:.2f} | "
                         f"{row['peak_mb']:.0f} | {verdict} |",

@@ -48,7 +48,7 @@ def test_every_method_is_registered_once_with_kind_summary_and_reference():
     assert kinds[FULL] == "training"
     assert kinds["kcenter"] == kinds[RANDOM] == kinds["srs"] == "embedding"
     assert {s.name for s in list_reducers()} == {n for n, k in kinds.items() if k == "embedding"}
-    assert {s.name for s in list_methods() if s.joint} == {"des", "el2n", "fes", "psa"}
+    assert {s.name for s in list_methods() if s.joint} == {"des", "el2n", "fes", "flow", "psa"}
 
 
 def test_names_resolve_through_aliases_and_unknown_names_suggest():

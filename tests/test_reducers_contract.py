@@ -49,6 +49,17 @@ BAD_PARAMS: dict[str, list[dict]] = {
     "kmeanspp": [{"work_limit": -5}],
     "dedup": [{"threshold": -0.1}, {"metric": "hamming"}],
     "typicality": [{"n_neighbors": 0}, {"niter": 0}],
+    "vq": [{"codes": 0}, {"codes": "many"}, {"temperature": 1.5}, {"niter": 0}],
+    "dream": [{"n_subclusters": 0}, {"pool_factor": 0}, {"niter": "x"}],
+    "flow": [
+        {"architecture": "realnvp"},
+        {"n_components": 0},
+        {"epochs": 0},
+        {"val_fraction": 1.0},
+        {"temperature": -0.5},
+        {"floor_quantile": 2.0},
+        {"device": "tpu"},
+    ],
     "el2n": [{"keep": "hardest"}, {"losses": [1.0, 2.0]}, {"losses": np.ones((2, 3, 4))}],
 }
 

@@ -2,7 +2,8 @@
 
 From the seed paper (Perera-Lago et al. 2024): srs, clc, mms, des, dom, phl, nrmd, psa,
 prd, fes. From the wider field: kcenter, herding, facility_location, kmeanspp, dedup,
-typicality, el2n (loss scores from a short YOLO run). Plus the uniform ``random`` baseline. Each registers itself in the method
+typicality, el2n (loss scores from a short YOLO run); distribution learning: vq,
+flow (Soricelli 2025), dream (Liu et al. 2023). Plus the uniform ``random`` baseline. Each registers itself in the method
 catalog (:mod:`detreduce.methods`) as kind ``embedding``; ``detreduce methods`` lists them.
 """
 
@@ -11,9 +12,11 @@ from detreduce.reducers import (  # noqa: F401  (each import registers its reduc
     dedup,
     des,
     dom,
+    dream,
     el2n,
     facility_location,
     fes,
+    flow,
     herding,
     kcenter,
     kmeanspp,
@@ -25,6 +28,7 @@ from detreduce.reducers import (  # noqa: F401  (each import registers its reduc
     random,
     srs,
     typicality,
+    vq,
 )
 from detreduce.reducers.base import (
     Reducer,
