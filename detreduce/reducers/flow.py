@@ -197,5 +197,9 @@ class FlowReducer(JointReducer):
             log.info("flow fit: %s", report)
         floor = np.quantile(logp, float(self.floor_quantile))
         key = -float(self.temperature) * np.maximum(logp, floor) + rng.gumbel(size=len(X))
-        orders = [r[np.argsort(-key[r], kind="stable")[:q]] for r, q in zip(rows, quotas, strict=True) if q]
+        orders = [
+            r[np.argsort(-key[r], kind="stable")[:q]]
+            for r, q in zip(rows, quotas, strict=True)
+            if q
+        ]
         return ReducerResult(indices=interleave(orders), scores=logp)

@@ -101,7 +101,11 @@ class VQReducer(GroupwiseReducer):
 
     def _select_group(self, X, k, rng):
         codebook, code = kmeans_large(
-            X, self.n_codes(len(X), k), rng, niter=int(self.niter), work_limit=float(self.work_limit)
+            X,
+            self.n_codes(len(X), k),
+            rng,
+            niter=int(self.niter),
+            work_limit=float(self.work_limit),
         )
         dist = np.sqrt(paired_sq_dist(X, codebook, code))
         population = np.bincount(code, minlength=len(codebook))
