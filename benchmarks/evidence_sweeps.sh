@@ -1,6 +1,7 @@
 #!/bin/bash
 # Evidence sweeps of issue 10 (item 7): the pretrained start, 3 seeds, the three
-# baselines users know (random, srs, ultralytics_fraction) and four detreduce methods.
+# baselines users know (random, srs, ultralytics_fraction), four detreduce methods and the
+# distribution-learning methods of issue 14 (vq, flow, dream).
 # One torch thread per sweep, so two sweeps share a 2-core machine (two single-thread
 # runs train ~2x what one 2-thread run does). Rerun the same line to resume.
 #   benchmarks/evidence_sweeps.sh bccd        # 8 epochs at 192 px (full mAP50-95 ~0.42)
@@ -9,7 +10,7 @@
 set -e
 cd "$(dirname "$0")/.."
 DS=$1
-METHODS=random,srs,ultralytics_fraction,kcenter,clc,facility_location,prd
+METHODS=random,srs,ultralytics_fraction,kcenter,clc,facility_location,prd,vq,flow,dream
 FRACTIONS=0.25,0.5
 OUT=results/$DS-pretrained
 case $DS in

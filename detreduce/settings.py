@@ -52,6 +52,8 @@ FEATURE_LEVELS = ("image", "box", "both")
 FEATURE_DTYPES = ("float32", "float16")
 CACHE_KEYS = ("stat", "content")
 RUNTIMES = ("auto", "torch", "onnxruntime")
+#: Where embedding runs: this process, or shards on Ray actors (detreduce.features.ray_embed).
+EMBED_BACKENDS = ("local", "ray")
 #: What a reduction or a sweep selects on: image embeddings or box crops aggregated to images.
 SELECTION_LEVELS = ("image", "box")
 ON_ERROR_CHOICES = ("warn", "raise")
@@ -556,6 +558,12 @@ class FeatureSettings(Settings):
         "allow_download": Bool(),
         "runtime": Choice(RUNTIMES),
         "amp": Bool(),
+        "backend": Choice(EMBED_BACKENDS),
+        "ray_address": Custom(
+            _ray_address, "null (this machine), auto or HOST:PORT", optional=True
+        ),
+        "ray_actors": Int(1, optional=True),
+        "cpus_per_actor": Int(1),
     }
 
     backbone: str
@@ -577,6 +585,10 @@ class FeatureSettings(Settings):
     allow_download: bool
     runtime: str
     amp: bool
+    backend: str
+    ray_address: str | None
+    ray_actors: int | None
+    cpus_per_actor: int
 
     #: Fields that change the embedding values (a sweep's protocol records them when changed).
     VALUE_FIELDS: ClassVar[tuple[str, ...]] = (

@@ -59,6 +59,34 @@ def test_ray_backend_gives_the_local_backends_rows(local_ray, tiny_data, tmp_pat
     assert (b["kwh_training"] > 0).all() and (b["seconds_training"] > 0).all()
 
 
+@pytest.mark.slow
+def test_a_ray_sweep_embeds_on_ray_actors_and_selects_what_the_local_one_does(
+    local_ray, tiny_data, tmp_path
+):
+    grid = {"methods": ["kcenter"], "fractions": [0.5], "seeds": [0]}
+    features = {"device": "cpu", "shard_images": 10}
+    local = run_sweep(tiny_data, tmp_path / "local", sweep=grid, train=TINY, features=features)
+    on_ray = run_sweep(
+        tiny_data, tmp_path / "ray", sweep={**grid, "backend": "ray"}, train=TINY,
+        features=features,
+    )  # fmt: skip
+    assert local.failed == on_ray.failed == 0
+    info = json.loads((tmp_path / "ray" / "embedding.json").read_text())
+    assert info["embedding_backend"] == "ray" and info["kwh"] > 0
+    assert (
+        json.loads((tmp_path / "local" / "embedding.json").read_text())["embedding_backend"]
+        == "local"
+    )
+    import numpy as np
+
+    a = np.load(tmp_path / "local" / "embeddings.npz")["image"]
+    b = np.load(tmp_path / "ray" / "embeddings.npz")["image"]
+    assert np.abs(a - b).max() <= 1e-5
+    rows = read_results(tmp_path / "ray")
+    (run_id,) = rows.loc[rows["method"] == "kcenter", "run_id"]
+    assert _kept(tmp_path / "local", run_id) == _kept(tmp_path / "ray", run_id)
+
+
 class DyingRunner:
     """A trial runner whose worker process dies mid-trial (as if killed or out of memory)."""
 

@@ -61,6 +61,28 @@ def embed(
         default("features.allow_download"),
         help="Let torchvision/timm download weights missing offline.",
     ),
+    backend: str = typer.Option(
+        default("features.backend"),
+        help="local (this process) or ray: shards of --shard-images images embedded by "
+        "Ray actors, one model each (one per GPU when the cluster has GPUs).",
+    ),
+    ray_address: str | None = typer.Option(
+        default("features.ray_address"),
+        help="Backend ray: unset starts Ray on this machine; auto or HOST:PORT joins a "
+        "running cluster (images and the cache root must be on a filesystem every node "
+        "mounts at the same path).",
+    ),
+    ray_actors: int | None = typer.Option(
+        default("features.ray_actors"),
+        help="Backend ray: actors (default: one per GPU, else cluster CPUs / --cpus-per-actor).",
+    ),
+    cpus_per_actor: int = typer.Option(
+        default("features.cpus_per_actor"), help="Backend ray: CPUs (torch threads) per actor."
+    ),
+    shard_images: int = typer.Option(
+        default("features.shard_images"),
+        help="Images per cache shard (and per Ray task): an interrupted run loses at most one.",
+    ),
     format: FormatOpt = None,
     images: ImagesOpt = None,
     annotations: AnnotationsOpt = None,
@@ -104,6 +126,11 @@ def embed(
         dtype=dtype,
         cache=cache,
         allow_download=allow_download,
+        backend=backend,
+        ray_address=ray_address,
+        ray_actors=ray_actors,
+        cpus_per_actor=cpus_per_actor,
+        shard_images=shard_images,
     )
     reading = DataSettings.build(
         on_error=on_error,
@@ -138,13 +165,17 @@ def embed(
             rate = f"{done / elapsed:.1f}" if elapsed > 0 else "-"
             bar.update(task, completed=done, total=total, rate=rate)
 
-        emb = embed_dataset(ds, model, settings=settings, indices=indices, progress=report)
+        emb = embed_dataset(
+            ds, model, settings=settings, indices=indices, weights=weights, progress=report
+        )
     rate = f" at {emb.computed / emb.seconds:.1f} img/s" if emb.computed and emb.seconds else ""
     typer.echo(
         f"{emb.num_images} images ({emb.computed} computed{rate}, {emb.cached} from cache), "
         f"{emb.num_boxes} boxes; backbone {emb.backbone} ({emb.dim}-d, weights "
         f"{emb.weights_hash}, {emb.runtime}) in {emb.seconds:.1f} s"
     )
+    if emb.worker_energy is not None and emb.worker_energy.kwh is not None:
+        typer.echo(f"Ray actors: {emb.worker_energy.kwh:.3g} kWh ({emb.worker_energy.cpu_mode})")
     if out is not None:
         path = export_embeddings(emb, None, out, overwrite=overwrite)
         typer.echo(f"wrote {path}")

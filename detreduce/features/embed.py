@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class Embeddings:
         seconds: wall time of the call.
         runtime: what ran the network in this call (``torch``, ``onnxruntime``, or
             ``none`` when every row came from the cache).
+        worker_energy: with ``backend: ray``, the actors' energy (an
+            :class:`~detreduce.energy.EnergyRecord`, their processes summed), which a
+            meter around the call in the driver does not see; None on the local path.
     """
 
     image: np.ndarray | None
@@ -76,6 +79,7 @@ class Embeddings:
     cached: int = 0
     seconds: float = 0.0
     runtime: str = "none"
+    worker_energy: Any = None
 
     @property
     def num_images(self) -> int:
@@ -187,7 +191,20 @@ def embed_dataset(
     bb = bb.to(cfg.device, amp=cfg.amp)
     rows = _rows(dataset, indices)
     plan = _Plan.build(dataset, rows, bb, cfg)
-    runtime = _compute(plan, bb, cfg, progress)
+    worker_energy = None
+    if fs.backend == "ray" and plan.n_todo:
+        from detreduce.features.ray_embed import compute_on_ray
+
+        report, close = _progress(progress, plan.n_todo)
+        try:
+            ray_fs = replace(fs, backbone=bb.name)
+            runtime, worker_energy = compute_on_ray(
+                plan, dataset, rows, ray_fs, weights, report, bb.weights_hash
+            )
+        finally:
+            close()
+    else:
+        runtime = _compute(plan, bb, cfg, progress)
     plan.fill_from_cache()
     plan.fill_duplicates()
     emb = Embeddings(
@@ -208,6 +225,7 @@ def embed_dataset(
         cached=len(rows) - plan.n_todo,
         seconds=time.perf_counter() - t0,
         runtime=runtime,
+        worker_energy=worker_energy,
     )
     logger.info(
         "embedded %d images (%d from cache) and %d boxes with %s on %s in %.1f s",

@@ -9,8 +9,9 @@ as the network evolves, so over a run the matched set is the union of many round
 sub-cluster centres.
 
 Here, per stratum (a class under balance, as DREAM works per class), rounds repeat until
-the stratum's quota is met: each round draws a random pool of ``pool_factor ·
-n_subclusters`` rows among those not yet kept, splits it into ``n_subclusters``
+the stratum's quota is met: each round draws a random pool of ``pool_factor · m`` rows among those
+not yet kept, ``m = min(n_subclusters, ceil(remaining / pool_factor))`` (so a stratum
+smaller than a pool still has ``pool_factor`` rows per sub-cluster), splits it into ``m``
 sub-clusters (k-means++ init, Lloyd, seeded) and keeps the row nearest each centre,
 largest sub-clusters first (the last round keeps only what the quota still needs).
 Departures, and why: a static selection has no evolving network, so the fresh random
@@ -82,9 +83,10 @@ class DREAMReducer(GroupwiseReducer):
         sub = int(self.n_subclusters)
         while need > 0:
             candidates = np.flatnonzero(free)
-            size = min(len(candidates), int(self.pool_factor) * sub)
-            pool = np.sort(rng.choice(candidates, size, replace=False))
-            m = min(sub, size)
+            # m sub-clusters of a pool of pool_factor·m rows (fewer in a small stratum)
+            m = min(sub, -(-len(candidates) // int(self.pool_factor)))
+            size = min(len(candidates), int(self.pool_factor) * m)
+            pool = rng.permutation(candidates)[:size]  # random order: ties stay random
             centres, labels = kmeans(X[pool], m, rng, niter=int(self.niter))
             dist = np.sqrt(((X[pool] - centres[labels]) ** 2).sum(axis=1))
             picks = pool[representatives(X[pool], centres, labels, dist)[:need]]

@@ -26,7 +26,6 @@ Ray is imported only when this backend runs (``pip install ray`` or ``detreduce[
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -66,20 +65,9 @@ class RayBackend:
     name: str = "ray"
 
     def _init(self) -> Any:
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError(
-                "backend 'ray' needs Ray: pip install 'detreduce[ray]' (or pip install ray)"
-            ) from None
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address:
-                kwargs["address"] = self.address
-            else:  # a local head: no outside connections, as the rest of detreduce
-                kwargs["num_cpus"] = os.cpu_count() or 1
-            ray.init(**kwargs)
-        return ray
+        from detreduce.raycluster import connect
+
+        return connect(self.address)
 
     def run(
         self,

@@ -20,7 +20,7 @@ import logging
 import math
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,6 +203,11 @@ def _embed_once(
             progress=False,
             cache=False,  # measure what embedding really costs, not a cache read
         )
+    r = phase.record
+    if emb.worker_energy is not None:  # Ray actors metered their own processes
+        from detreduce.energy import combine
+
+        r = combine([r, replace(emb.worker_energy, seconds=0.0)], "embedding")
     arrays = {"image": np.asarray(emb.image, dtype=np.float32)}
     if level == "both":
         arrays["box"] = np.asarray(emb.box, dtype=np.float32)
@@ -210,7 +215,6 @@ def _embed_once(
         arrays["box_class"] = np.asarray(emb.box_class, dtype=np.int64)
     with atomic_path(feats_path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-    r = phase.record
     info = {
         "backbone": protocol.backbone,
         "fingerprint": protocol.fingerprint,
@@ -224,6 +228,7 @@ def _embed_once(
         "energy_mode": r.cpu_mode,
         "gpu_mode": r.gpu_mode,
         "charged_runs": charged_runs,
+        "embedding_backend": features.backend,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if protocol.settings.get("features"):
@@ -422,6 +427,8 @@ def run_sweep(
     todo = _pending(grid, store, plan.sweep.retry_failed, on_event, out)
     if feature_methods and any(s.method in feature_methods for s in todo):
         charged = sum(1 for s in grid if s.method in feature_methods)
+        if plan.sweep.backend == "ray":  # the embedding runs on the same cluster as the trials
+            features = replace(features, backend="ray", ray_address=plan.sweep.ray_address)
         feats, info = _embed_once(runner, out, protocol, features, charged, on_event)
         runner.features_path, runner.embedding = str(feats), info
     if loss_methods and any(s.method in loss_methods for s in todo):
