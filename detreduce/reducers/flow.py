@@ -4,8 +4,9 @@ training towards data-efficient samples).
 
 A normalizing flow from ``zuko`` — ``architecture`` ``maf``, a masked autoregressive flow
 (Papamakarios et al. 2017, affine autoregressive transforms), or ``nsf``, a
-rational-quadratic neural spline flow (Durkan et al. 2019): more flexible, about 10× the
-seconds per row on a CPU (measured: 82 vs 5 µs per row and step at batch 2048) — is fitted by maximum likelihood on the embeddings reduced by PCA to
+rational-quadratic neural spline flow (Durkan et al. 2019): more flexible, about 14× the
+seconds per row on a CPU (measured: 74.5 vs 5.3 µs per row and step at batch 2048,
+``benchmarks/bench_flow_arch.py``) — is fitted by maximum likelihood on the embeddings reduced by PCA to
 ``n_components`` whitened dimensions: Adam, mini-batches of ``batch_size``, at most
 ``epochs`` epochs, early stopping when the held-out negative log-likelihood (a seeded
 ``val_fraction`` of the rows) has not improved for ``patience`` epochs, best weights
