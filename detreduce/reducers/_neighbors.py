@@ -9,8 +9,15 @@ Used by DOM, PHL, facility location, dedup and typicality: one query for all row
   lists, ``nprobe`` probed), trained on a seeded sample. Distances are then those of the
   projected space (slightly smaller than the true ones).
 
+When faiss sees a GPU (a faiss-gpu build, ``faiss.get_num_gpus() > 0``), the same
+indexes search on GPU 0 (copied with ``index_cpu_to_gpu``; IVF training stays on CPU, so
+the lists are the same); the CPU path is the tested one, and results differ only by
+float rounding. :func:`nearest` (one nearest row of a small set, the assignment step of
+the large partitionings in :mod:`._partition`) takes the same route.
+
 ``benchmarks/bench_reducers.py --knn`` measures faiss against scikit-learn's brute
-force search and the IVF index against the exact one.
+force search and the IVF index against the exact one; ``benchmarks/bench_million.py``
+the methods at a million rows.
 """
 
 from __future__ import annotations
@@ -27,6 +34,12 @@ log = logging.getLogger("detreduce")
 EXACT_WORK = 1.3e11
 ANN_DIMS = 64
 NPROBE = 8
+#: Search on a GPU when faiss sees one (False: always CPU).
+USE_GPU = True
+#: Largest k a faiss GPU index returns; larger searches stay on CPU.
+GPU_MAX_K = 2048
+
+_gpu_resources = None
 
 
 def _faiss():
@@ -35,6 +48,18 @@ def _faiss():
     except ImportError:  # pragma: no cover - faiss-cpu is a dependency
         return None
     return faiss
+
+
+def _on_device(index, k: int):
+    """``index`` copied to GPU 0 when faiss sees a GPU (and ``k`` fits), else ``index``."""
+    global _gpu_resources
+    faiss = _faiss()
+    if not USE_GPU or faiss is None or k > GPU_MAX_K or faiss.get_num_gpus() <= 0:
+        return index
+    if _gpu_resources is None:
+        _gpu_resources = faiss.StandardGpuResources()
+    log.debug("faiss: %s on GPU 0", type(index).__name__)
+    return faiss.index_cpu_to_gpu(_gpu_resources, 0, index)
 
 
 def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +76,7 @@ def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, n
 def _search_flat(X: np.ndarray, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
     faiss = _faiss() if backend == "faiss" else None
     if faiss is not None:
-        index = faiss.IndexFlatL2(X.shape[1])
+        index = _on_device(faiss.IndexFlatL2(X.shape[1]), k)
         index.add(X)
         d2, idx = index.search(X, k)
         return d2, idx.astype(np.int64)
@@ -75,12 +100,13 @@ def _search_ivf(
     index.cp.min_points_per_centroid = 1  # silences faiss' stderr warning on small samples
     sample = X[np.sort(rng.choice(n, min(n, 32 * nlist), replace=False))]
     index.train(sample)
-    index.add(X)
+    index = _on_device(index, k)
     index.nprobe = min(nprobe, nlist)
+    index.add(X)
     d2, idx = index.search(X, k)
     missing = (idx < 0).any(axis=1)
     if missing.any():  # too few rows in the probed lists: exact search for those rows
-        flat = faiss.IndexFlatL2(d)
+        flat = _on_device(faiss.IndexFlatL2(d), k)
         flat.add(X)
         d2[missing], idx[missing] = flat.search(X[missing], k)
     return d2, idx.astype(np.int64)
@@ -118,22 +144,58 @@ def knn(
     return dist, idx
 
 
+def nearest(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Index of the nearest row of ``C`` for every row of ``X`` (exact; faiss, GPU when
+    present). O(n·m·d) time, O(n) memory beyond the inputs."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    C = np.ascontiguousarray(C, dtype=np.float32)
+    faiss = _faiss()
+    if faiss is None:  # pragma: no cover - faiss-cpu is a dependency
+        from detreduce.reducers._kmeans import assign
+
+        return assign(X, C)[0]
+    index = _on_device(faiss.IndexFlatL2(C.shape[1]), 1)
+    index.add(C)
+    _, idx = index.search(X, 1)
+    return idx[:, 0].astype(np.int64)
+
+
 def symmetric_graph(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR of the symmetrised kNN graph: ``(indptr, indices, weights)``.
 
     Each row's neighbours (its own k plus every row that has it among its k) are sorted
-    by distance; an edge found from both ends is kept once. O(E log E), E = 2·n·k.
+    by distance (ties: lower index first); an edge found from both ends is kept once,
+    with the distance from its source row's own search. O(E log E) time, E = 2·n·k, and
+    about 24·E bytes at the peak (one int64 key per edge, its sort order and the sorted
+    keys; 1.5 GB for a million rows of k = 32).
     """
     n, k = idx.shape
-    src = np.repeat(np.arange(n, dtype=np.int64), k)
-    dst = idx.ravel().astype(np.int64)
-    w = dist.ravel().astype(np.float64)
-    src, dst, w = np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([w, w])
-    _, first = np.unique(src * n + dst, return_index=True)  # one copy of each (src, dst)
-    src, dst, w = src[first], dst[first], w[first]
-    span = float(w.max()) * 1.000001 + 1e-12 if len(w) else 1.0
-    order = np.argsort(src + w / span, kind="stable")  # by row, then by distance
-    src, dst, w = src[order], dst[order], w[order]
+    nk = n * k
+    rows = np.repeat(np.arange(n, dtype=np.int64), k)
+    cols = idx.ravel().astype(np.int64)
+    keys = np.empty(2 * nk, dtype=np.int64)  # src·n + dst: own edges, then reversed ones
+    np.multiply(rows, n, out=keys[:nk])
+    keys[:nk] += cols
+    np.multiply(cols, n, out=keys[nk:])
+    keys[nk:] += rows
+    del rows, cols
+    edge = np.argsort(keys, kind="stable")  # by (src, dst); the own edge first
+    keys = keys[edge]
+    first = np.ones(len(keys), dtype=bool)  # one copy of each (src, dst)
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    edge = edge[first]
+    keys = keys[first]
+    del first
+    w = dist.ravel()[edge % nk].astype(np.float64) if nk else np.zeros(0)
+    del edge
+    src, dst = np.divmod(keys, n) if n else (keys, keys)
+    del keys
     indptr = np.zeros(n + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(src, minlength=n))
-    return indptr, dst, w.astype(np.float32)
+    span = float(w.max()) * 1.000001 + 1e-12 if len(w) else 1.0
+    key = w / span
+    key += src
+    del src
+    order = np.argsort(key, kind="stable")  # by row, then by distance
+    del key
+    return indptr, dst[order], w[order].astype(np.float32)

@@ -59,6 +59,15 @@ def lazy_greedy(indptr: np.ndarray, indices: np.ndarray, sim: np.ndarray, k: int
     return np.asarray(picks, dtype=np.int64), cover
 
 
+def gaussian_similarity(w: np.ndarray, sigma: float) -> np.ndarray:
+    """``exp(-w² / 2σ²)`` as float64, computed in place (one array of ``len(w)``)."""
+    sim = w.astype(np.float64)
+    np.square(sim, out=sim)
+    np.negative(sim, out=sim)
+    sim /= 2 * sigma**2
+    return np.exp(sim, out=sim)
+
+
 @register("facility", "craig")
 class FacilityLocationReducer(GroupwiseReducer):
     """Lazy-greedy facility location on a sparse Gaussian kNN similarity graph."""
@@ -86,6 +95,8 @@ class FacilityLocationReducer(GroupwiseReducer):
         else:
             sigma = float(self.sigma)
         indptr, indices, w = symmetric_graph(dist, idx)
-        sim = np.exp(-(w.astype(np.float64) ** 2) / (2 * sigma**2))
+        del dist, idx
+        sim = gaussian_similarity(w, sigma)
+        del w
         picks, cover = lazy_greedy(indptr, indices, sim, k)
         return picks, cover
