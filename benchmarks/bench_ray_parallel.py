@@ -1,7 +1,7 @@
 """Wall time of one small sweep on a local Ray cluster with 1 vs 2 trials at a time.
 
-The same grid (BCCD, ``ultralytics_fraction`` and ``srs`` at 50 %, seeds 0 and 1, plus the
-full-data control: 5 trials; ``yolov8n.yaml`` from scratch, 2 epochs at 128 px, batch 8,
+The same grid (BCCD, ``ultralytics_fraction`` and ``srs`` at 50 %, seeds 0 and 1, and the
+full-data control of each seed: 8 trials; ``yolov8n.yaml`` from scratch, 2 epochs at 128 px, batch 8,
 one torch thread and no loader workers per trial) runs twice through
 ``--backend ray`` on a fresh local Ray head with every core of this machine:
 
