@@ -73,9 +73,13 @@ def test_ray_writes_the_local_cache_and_a_rerun_starts_no_actor(
     assert more.computed == 6 and np.array_equal(more.image[:14], first.image)
 
 
-def test_an_actor_that_cannot_see_the_images_says_so_before_any_work(aquarium_train, tmp_path):
+def test_an_actor_that_cannot_see_the_images_says_so_before_any_work(
+    aquarium_train, tmp_path, monkeypatch
+):
     from dataclasses import replace
 
+    # an actor points its process at the driver's cache: undo that for this test process
+    monkeypatch.setenv("DETREDUCE_CACHE", str(tmp_path))
     moved = replace(
         aquarium_train,
         image_paths=np.array([str(tmp_path / "elsewhere" / "a.jpg")] * aquarium_train.num_images),
