@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+# the same peak-RSS probes as the per-method benchmark (this folder is on sys.path when run)
+from bench_reducers import _reset_peak, _status
+
 D = 256
 CENTRES = 1000
 METHODS = ("kcenter", "clc", "facility_location")
@@ -64,25 +67,6 @@ def make_data(n: int, d: int = D, seed: int = 0) -> np.ndarray:
     X *= scale
     X += centres[labels]
     return X
-
-
-def _status(key: str) -> float:
-    """A VmXXX field of /proc/self/status in MiB (0 when unavailable)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 class _Collect(logging.Handler):
