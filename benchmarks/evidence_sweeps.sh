@@ -7,6 +7,7 @@
 #   benchmarks/evidence_sweeps.sh bccd        # 8 epochs at 192 px (full mAP50-95 ~0.42)
 #   benchmarks/evidence_sweeps.sh aquarium    # 10 epochs at 256 px (192 px: full 0.078)
 #   benchmarks/evidence_sweeps.sh bccd-policies  # infobatch, crest, kcenter+infobatch, el2n
+#   SEEDS=0 benchmarks/evidence_sweeps.sh aquarium-policies  # the seeds whose full run is in
 set -e
 cd "$(dirname "$0")/.."
 DS=$1
@@ -15,15 +16,21 @@ FRACTIONS=0.25,0.5
 OUT=results/$DS-pretrained
 case $DS in
   bccd) PROTO="--epochs 8 --imgsz 192" ;;
-  aquarium) PROTO="--epochs 10 --imgsz 256" ;;
+  aquarium)  # issue 10's seven first (vq, flow, dream: add them to METHODS later, same ids)
+    PROTO="--epochs 10 --imgsz 256"
+    METHODS=random,srs,ultralytics_fraction,kcenter,clc,facility_location,prd ;;
   bccd-policies)  # issue 11: training-time methods, same protocol as bccd (same run ids)
     DS=bccd; PROTO="--epochs 8 --imgsz 192"; OUT=results/bccd-policies
+    METHODS=infobatch,crest,kcenter+infobatch,el2n,infobatch@prune_ratio=0.75; FRACTIONS=0.5 ;;
+  aquarium-policies)  # issue 11 on aquarium; full and random rows seeded from aquarium-pretrained
+    DS=aquarium; PROTO="--epochs 10 --imgsz 256"; OUT=results/aquarium-policies
     METHODS=infobatch,crest,kcenter+infobatch,el2n; FRACTIONS=0.5 ;;
-  *) echo "usage: $0 bccd|aquarium|bccd-policies" >&2; exit 2 ;;
+  *) echo "usage: $0 bccd|aquarium|bccd-policies|aquarium-policies" >&2; exit 2 ;;
 esac
+# EXTRA="--backend ray --cpus-per-trial 1" runs two single-thread trials at once on 2 cores.
 start=$(date +%s)
 detreduce sweep ../shared/datasets/$DS --methods $METHODS --fractions $FRACTIONS \
-  --seeds 0,1,2 --model yolo-mobilenetv2 $PROTO --batch 8 \
+  --seeds ${SEEDS:-0,1,2} --model yolo-mobilenetv2 $PROTO --batch 8 \
   --val-every 2 --threads 1 --workers 0 --device cpu \
-  --train-arg nbs=8 --train-arg warmup_epochs=1 --out $OUT
+  --train-arg nbs=8 --train-arg warmup_epochs=1 --out $OUT $EXTRA
 echo "wall $(( $(date +%s) - start )) s"
