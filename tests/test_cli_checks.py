@@ -163,6 +163,8 @@ def test_reduce_says_when_fraction_is_an_image_count(tiny, tmp_path, capsys, fra
         (["--on-error", "ignore"], "data.on_error: expected one of warn, raise"),
         (["--cpu-watts", "0"], "train.energy_cpu_watts: expected a power in watts > 0"),
         (["--out", "{finished}"], "result.json exists (a finished run)"),
+        (["--policy", "kcenter"], "method 'kcenter' is of kind 'embedding', not 'training'"),
+        (["--policy", "infobatch@prune_ratio=1"], "prune_ratio must be in [0, 1)"),
     ],
 )
 def test_train_bad_arguments_fail_before_any_data_is_read(
@@ -282,6 +284,7 @@ def test_train_cli_builds_the_api_objects(tiny, tmp_path, capsys, monkeypatch):
     argv += ["--seed", "2", "--workers", "0", "--budget", "steps", "--fraction", "0.5"]
     argv += ["--cpu-watts", "20", "--train-arg", "lr0=0.02", "--train-arg", "mosaic=0.0"]
     argv += ["--on-error", "raise", "--out", tmp_path / "run"]
+    argv += ["--policy", "infobatch@prune_ratio=0.75"]
     assert run(argv, capsys)[0] == 1  # the recorder stopped it
     expected = TrainSettings.build(
         epochs=3, imgsz=96, batch=4, device="cpu", seed=2, workers=0, budget="steps",
@@ -291,6 +294,7 @@ def test_train_cli_builds_the_api_objects(tiny, tmp_path, capsys, monkeypatch):
     assert seen["energy"].settings == EnergySettings.build(cpu_watts=20)
     assert seen["train_args"] == {"lr0": 0.02, "mosaic": 0.0}
     assert (seen["on_error"], seen["overwrite"]) == ("raise", False)
+    assert (seen["policy"].name, seen["policy"].prune_ratio) == ("infobatch", 0.75)
 
 
 def test_sweep_cli_builds_the_api_objects(tiny, tmp_path, capsys, monkeypatch):

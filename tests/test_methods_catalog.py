@@ -164,3 +164,42 @@ def test_bad_combinations_are_one_line_errors(name, match):
     with pytest.raises(ConfigError, match=match) as info:
         get_method(name)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------ variants: name@key=value
+def test_a_variant_sets_parameters_in_the_method_name():
+    from detreduce.methods.catalog import canonical_name, get_method
+
+    spec = get_method("InfoBatch@prune_ratio=0.750")
+    assert spec.name == canonical_name("infobatch@prune_ratio=0.75") == "infobatch@prune_ratio=0.75"
+    assert spec.kind == "training" and spec.params == {"prune_ratio": 0.75, "delta": 0.875}
+    policy = spec.create()
+    assert (policy.prune_ratio, policy.delta) == (0.75, 0.875)
+    assert spec.create(delta=0.5).delta == 0.5  # a sweep's own params still apply on top
+    # keys sorted, defaults dropped: one variant, one name (and so one run id)
+    assert canonical_name("infobatch@prune_ratio=0.6@delta=0.9") == (
+        "infobatch@delta=0.9@prune_ratio=0.6"
+    )
+    assert canonical_name("infobatch@prune_ratio=0.5") == "infobatch"
+    # in a combination, per part
+    combo = get_method("kcenter@metric=euclidean+infobatch@prune_ratio=0.7")
+    assert (combo.selection, combo.policy) == ("kcenter@metric=euclidean", "infobatch@prune_ratio=0.7")
+    assert get_method(combo.selection).create().metric == "euclidean"
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("infobatch@prune_ratio=1.5", r"prune_ratio must be in \[0, 1\)"),
+        ("infobatch@ratio=0.5", "did you mean prune_ratio"),
+        ("infobatch@prune_ratio", "@key=value"),
+        ("infobatch@=3", "@key=value"),
+        ("infobatc@prune_ratio=0.7", "Did you mean"),
+    ],
+)
+def test_bad_variants_are_one_line_errors(name, match):
+    from detreduce.methods.catalog import get_method
+
+    with pytest.raises(ConfigError, match=match) as info:
+        get_method(name)
+    assert "\n" not in str(info.value)

@@ -363,3 +363,21 @@ def test_loss_based_methods_read_one_proxy_run_and_pay_their_share(tiny_data, tm
     )
     again = run_sweep(tiny_data, out, sweep=sweep, train=TINY)  # resume: no second proxy run
     assert again.ran == 0 and json.loads((out / "proxy.json").read_text()) == info
+
+
+@pytest.mark.slow
+def test_a_variant_joins_a_sweep_beside_the_same_full_and_random_runs(tiny_data, tmp_path):
+    """``infobatch@prune_ratio=0.9`` is one more method: extending a sweep with it runs it
+    alone (full and random are shared), and it prunes more than the default ratio."""
+    out = tmp_path / "s"
+    train = {**TINY, "epochs": 3}
+    first = run_sweep(tiny_data, out, sweep={**UF, "methods": ["infobatch"]}, train=train)
+    assert (first.ran, first.failed) == (3, 0)  # full, random 0.5, infobatch
+    variant = {**UF, "methods": ["infobatch", "InfoBatch@prune_ratio=0.90"]}
+    second = run_sweep(tiny_data, out, sweep=variant, train=train)
+    assert (second.ran, second.skipped, second.failed) == (1, 3, 0)
+    df = read_results(out).set_index("method")
+    assert set(df.index) == {"full", "random", "infobatch", "infobatch@prune_ratio=0.9"}
+    assert len({r.split("_s0_")[1] for r in df["run_id"]}) == 1  # one protocol key
+    seen = df["images_seen"]
+    assert seen["infobatch@prune_ratio=0.9"] < seen["infobatch"] < seen["full"]

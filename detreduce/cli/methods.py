@@ -39,7 +39,8 @@ def methods(
     Kinds: embedding (a reducer on image or crop embeddings, under --balance), dataset (a
     baseline that reads file names or labels, e.g. ultralytics_fraction) and training (a
     policy that decides what the trainer sees each epoch). Defaults come from
-    detreduce/cfg/reducers.yaml, the same ones the Python API uses.
+    detreduce/cfg/reducers.yaml, the same ones the Python API uses. Set a parameter in
+    the name wherever a method is taken: kcenter@metric=euclidean, infobatch@prune_ratio=0.75.
     """
     from detreduce.methods import list_methods
 

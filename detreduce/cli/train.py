@@ -82,6 +82,12 @@ def train(
         "(default: codecarbon's TDP guess; ignored where RAPL works).",
     ),
     train_arg: TrainArgOpt = [],  # noqa: B006 - typer reads the default, never mutates it
+    policy: str = typer.Option(
+        "full",
+        help="Training policy that prunes inside the trainer: full (every image every "
+        "epoch), infobatch, crest; set a parameter as infobatch@prune_ratio=0.75 "
+        "(list: `detreduce methods --kind training`).",
+    ),
     on_error: OnErrorOpt = ON_ERROR_DEFAULT,
 ) -> None:
     """Train YOLO on DATA_YAML's train split, validate on its full val split.
@@ -98,8 +104,11 @@ def train(
     (without --overwrite), is checked before any data is read.
     """
     from detreduce.energy import EnergyMeter
+    from detreduce.methods import get_method
     from detreduce.settings import TrainSettings
     from detreduce.train import RESULT_FILE, train_yolo
+
+    policy_obj = get_method(policy, kind="training").create()  # bad names/values: one line
 
     # The same objects train_yolo takes, built (and checked) once from the options.
     settings = TrainSettings.build(
@@ -150,6 +159,7 @@ def train(
             on_error=on_error,
             overwrite=overwrite,
             train_args=train_args,
+            policy=policy_obj,
             on_epoch_end=on_epoch_end,
         )
     finally:

@@ -158,10 +158,29 @@ class DetectionDataset:
         are hashed resolved (:func:`resolved_paths`), so one folder given as a relative
         path, through a symlink or resolved has one fingerprint (and one cached YOLO
         view); ``image_paths`` and ``source`` themselves stay as the user gave them.
+        The fingerprint names a location: caches that hold paths (the YOLO label view)
+        key on it. What was measured keys on :meth:`content_fingerprint`.
         """
+        return self._hash(resolved_paths(self.image_paths))
+
+    def content_fingerprint(self) -> str:
+        """:meth:`fingerprint` with image paths relative to the folder that holds them all.
+
+        Moving or copying the dataset folder keeps it; renaming or relabelling an image
+        changes it. A sweep's protocol keys on it, so a results store resumes wherever
+        the dataset and the store live now (another checkout, another machine).
+        """
+        paths = resolved_paths(self.image_paths)
+        if not paths:
+            return self._hash([])
+        root = os.path.commonpath([os.path.dirname(p) for p in paths])
+        cut = len(root.rstrip(os.sep)) + 1
+        return self._hash([p[cut:].replace(os.sep, "/") for p in paths])
+
+    def _hash(self, paths: list[str]) -> str:
         h = hashlib.blake2b(digest_size=8)
         h.update("\x1f".join(self.names).encode())
-        h.update("\x1f".join(resolved_paths(self.image_paths)).encode())
+        h.update("\x1f".join(paths).encode())
         h.update("\x1f".join(self.image_splits.tolist()).encode())
         for arr in (self.image_sizes, self.box_image, self.box_class, self.box_xyxy):
             h.update(np.ascontiguousarray(arr).tobytes())

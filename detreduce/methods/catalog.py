@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -31,6 +32,12 @@ KINDS = ("embedding", "dataset", "training")
 #: Joins a static method and a training policy: ``kcenter+infobatch`` selects with
 #: kcenter, then trains the reduced split under infobatch.
 COMBINE = "+"
+#: Sets a parameter inside a method's name: ``infobatch@prune_ratio=0.75`` (one
+#: ``@key=value`` per parameter). A variant is a method of its own in a sweep (its own run
+#: ids, rows and report lines) beside the same full-data and baseline runs, which a
+#: protocol-wide parameter (``run_sweep(params=...)``) would re-key and rerun. The
+#: characters are safe in shell words, in comma-separated ``--methods`` and in file names.
+PARAM = "@"
 #: Modules whose import registers methods (the catalog loads them on first lookup).
 REGISTRANTS = ("detreduce.reducers", "detreduce.methods.dataset", "detreduce.train.policy")
 
@@ -203,6 +210,8 @@ def canonical_name(name: str) -> str:
     _load()
     if COMBINE in str(name):
         return _combination(str(name)).name
+    if PARAM in str(name):
+        return _variant(str(name)).name
     key = _key(name)
     key = _ALIASES.get(key, key)
     if key in _SPECS:
@@ -240,6 +249,57 @@ def _combination(name: str) -> MethodSpec:
     )
 
 
+def _variant(name: str) -> MethodSpec:
+    """The spec of ``method@key=value[@key=value...]``: the method with those parameters
+    as its defaults. Values read as numbers or true/false where they parse so, else as
+    text; the name is canonical (keys sorted, values as parsed, defaults dropped), so
+    ``infobatch@prune_ratio=0.50`` is ``infobatch`` and one variant has one run id."""
+    base, *pairs = str(name).split(PARAM)
+    spec = get_method(base)
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ConfigError(
+                f"method {name!r}: write each parameter as @key=value, e.g. "
+                "infobatch@prune_ratio=0.75"
+            )
+        params[_key(key)] = _parse_value(text.strip())
+    spec.create(**params)  # unknown parameters and bad values fail here, in one line
+    defaults = spec.params
+    changed = {k: v for k, v in sorted(params.items()) if v != defaults[k]}
+    if not changed:
+        return spec
+    return replace(
+        spec,
+        name=spec.name + "".join(f"{PARAM}{k}={_value_text(v)}" for k, v in changed.items()),
+        summary=f"{spec.summary} ({', '.join(f'{k}={_value_text(v)}' for k, v in changed.items())})",
+        factory=functools.partial(spec.factory, **changed),
+        aliases=(),
+        baseline="",  # random@... is not the uniform baseline the reports pair against
+    )
+
+
+def _parse_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def get_method(name: str, kind: str | None = None) -> MethodSpec:
     """The spec of a method by name or alias (unknown names fail with suggestions).
 
@@ -247,7 +307,12 @@ def get_method(name: str, kind: str | None = None) -> MethodSpec:
     A combination ``static+policy`` has the static method's kind.
     """
     canonical = canonical_name(name)
-    spec = _combination(canonical) if COMBINE in canonical else _SPECS[canonical]
+    if COMBINE in canonical:
+        spec = _combination(canonical)
+    elif PARAM in canonical:
+        spec = _variant(canonical)
+    else:
+        spec = _SPECS[canonical]
     if kind is not None and spec.kind != kind:
         others = ", ".join(s.name for s in list_methods(kind=kind))
         raise ConfigError(

@@ -42,6 +42,13 @@ class Protocol:
     defaults*; it is left out of :meth:`to_dict` (and so of the hash) when empty, so a
     sweep run with the defaults keeps the run ids and protocol key of stores written
     before it existed. Build one with :meth:`from_settings`.
+
+    ``dataset`` and ``fingerprint`` say which data was measured. A sweep records the
+    location-free :meth:`~detreduce.data.model.DetectionDataset.content_fingerprint` and
+    no path (``dataset`` empty, left out of :meth:`to_dict`), so its store resumes from
+    anywhere. Stores written before (*legacy*) recorded the absolute dataset path and the
+    location-bound fingerprint; :mod:`detreduce.sweep.sweep` upgrades them on a resume
+    from their old location and their run ids keep the key they were written with.
     """
 
     dataset: str
@@ -130,6 +137,8 @@ class Protocol:
         out = asdict(self)
         if not out["settings"]:
             del out["settings"]  # as before the field existed: old protocol keys stay valid
+        if not out["dataset"]:
+            del out["dataset"]  # location-free: the content fingerprint says which data
         return out
 
     def key(self) -> str:

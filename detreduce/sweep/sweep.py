@@ -149,12 +149,48 @@ def _check_resumable(out: Path, config: dict[str, Any]) -> bool:
     if _canon(po) != _canon(pn):
         changed = [k for k in {**po, **pn} if _canon(po.get(k)) != _canon(pn.get(k))]
         details = ", ".join(f"{k}: {po.get(k)} → {pn.get(k)}" for k in changed)
+        if _is_legacy(old) and "dataset" in changed:
+            raise OutputExistsError(
+                f"{out} was written by an older detreduce with the dataset at "
+                f"{po.get('dataset')} ({details}): resume it once from there (it is then "
+                "upgraded to resume from anywhere), or choose another --out"
+            )
         raise OutputExistsError(
             f"{out} holds a sweep with another protocol ({details}); rerun with the same "
             "training and selection options to resume or extend it, choose another --out, "
             "or pass --overwrite to start afresh"
         )
     return True
+
+
+def _is_legacy(config: dict[str, Any] | None) -> bool:
+    """A store written before protocols were location-free: its protocol names the
+    dataset's path and a fingerprint of absolute image paths (see :class:`Protocol`)."""
+    return bool(config and config.get("protocol", {}).get("dataset"))
+
+
+def _upgrade_legacy(out: Path, protocol: Protocol, legacy_fingerprint: str) -> str:
+    """Make a legacy store portable once it has resumed from where it was written.
+
+    ``sweep.json`` gets the location-free protocol; its ``protocol_key`` (in every run id
+    and row) stays, and the embedding and proxy records move to the content fingerprint,
+    so nothing is recomputed. Returns the key the store's run ids carry.
+    """
+    config = _old_config(out) or {}
+    key = str(config["protocol_key"])
+    config["protocol"] = protocol.to_dict()
+    config["protocol_key_note"] = (
+        f"run ids keep {key}, the key of the protocol as first recorded (with the dataset "
+        "path); the protocol above is the location-free one a resume compares"
+    )
+    _write_json(out / CONFIG_NAME, config)
+    for name in (EMBEDDING_NAME, PROXY_NAME):
+        path = out / name
+        info = json.loads(path.read_text()) if path.exists() else {}
+        if info.get("fingerprint") == legacy_fingerprint:
+            _write_json(path, {**info, "fingerprint": protocol.fingerprint})
+    log.info("%s: upgraded to a location-free protocol; it now resumes from anywhere", out)
+    return key
 
 
 def _canon(value: Any, key: str = "") -> str:
@@ -382,23 +418,31 @@ def run_sweep(
     runner_backend = get_backend(plan.sweep.backend, plan.sweep)
     out = Path(out) if out is not None else output_root() / f"sweep-{Path(data).stem}"
     out = out.absolute()
+    old = None if overwrite else _old_config(out)
     if not overwrite:  # another sweep in OUT fails before the dataset is read
-        old = _old_config(out) or {}
-        fingerprint = old.get("protocol", {}).get("fingerprint", "")
-        _check_resumable(out, plan.comparable(plan.protocol(fingerprint)))
+        recorded = (old or {}).get("protocol", {})
+        legacy_at = plan.data if _is_legacy(old) else ""
+        early = plan.protocol(recorded.get("fingerprint", ""), dataset=legacy_at)
+        _check_resumable(out, plan.comparable(early))
 
     ds = load_dataset(data, format=format, settings=reading)
     n_train = len(ds.split_indices("train"))
     if n_train == 0:
         raise ConfigError(f"{data}: the dataset has no train split to reduce")
-    protocol = plan.protocol(ds.fingerprint())
+    protocol = plan.protocol(ds.content_fingerprint())
+    key = protocol.key()
+    if _is_legacy(old):
+        _check_resumable(out, plan.comparable(plan.protocol(ds.fingerprint(), dataset=plan.data)))
+        key = _upgrade_legacy(out, protocol, ds.fingerprint())
+    elif old:
+        key = str(old.get("protocol_key") or key)  # an upgraded store keeps its run ids
     train, features, energy = plan.train, plan.features, plan.energy
     _warn_if_too_few_steps(train, protocol.train_args, n_train, min(plan.sweep.fractions))
-    grid = build_grid(plan.sweep.methods, plan.sweep.fractions, plan.sweep.seeds, protocol.key())
+    grid = build_grid(plan.sweep.methods, plan.sweep.fractions, plan.sweep.seeds, key)
     config = {
         "data": plan.data,
         **plan.comparable(protocol),
-        "protocol_key": protocol.key(),
+        "protocol_key": key,
         "backend": runner_backend.name,
         "n_train": n_train,
         "n_val": int(len(ds.split_indices("val"))),
@@ -551,10 +595,12 @@ class _Plan:
         grid = build_grid(self.sweep.methods, self.sweep.fractions, self.sweep.seeds, "")
         return list(dict.fromkeys(s.method for s in grid if s.method != FULL))
 
-    def protocol(self, fingerprint: str) -> Protocol:
+    def protocol(self, fingerprint: str, dataset: str = "") -> Protocol:
+        """The sweep's protocol on ``fingerprint``; ``dataset`` (a path) only to compare
+        with a legacy store, which recorded one."""
         needs_features = any(uses_features(m) for m in self.sweep.methods)
         return Protocol.from_settings(
-            dataset=self.data,
+            dataset=dataset,
             fingerprint=fingerprint,
             sweep=self.sweep,
             train=self.train,
