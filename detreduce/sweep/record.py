@@ -91,7 +91,7 @@ class RunRecord:
     # JSON columns
     per_class_ap: dict[str, float | None] | None = None
     figures: dict[str, Any] = field(default_factory=dict)
-    run_dir: str = ""
+    run_dir: str = ""  # the trial's folder, relative to the sweep folder (runs/<run_id>)
     # validation curve (detreduce.train.convergence): epoch, map50, map50_95, cumulative
     # seconds_training / seconds_validation / kwh of the training phase; last, so older
     # stores (without the column) still take new rows (it lands in figures there)

@@ -254,7 +254,7 @@ class TrialRunner:
                 ),
                 **({"policy": train.policy} if method.kind == "training" or method.policy else {}),
             },
-            run_dir=str(run_dir),
+            run_dir=f"{TRIALS_DIR}/{spec.run_id}",  # relative to the sweep folder: portable
             curve=list(train.curve),
         )
 

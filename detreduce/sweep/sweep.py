@@ -440,7 +440,7 @@ def run_sweep(
     _warn_if_too_few_steps(train, protocol.train_args, n_train, min(plan.sweep.fractions))
     grid = build_grid(plan.sweep.methods, plan.sweep.fractions, plan.sweep.seeds, key)
     config = {
-        "data": plan.data,
+        "data": str(data),  # as given (the protocol, not this, says which data was measured)
         **plan.comparable(protocol),
         "protocol_key": key,
         "backend": runner_backend.name,
