@@ -183,7 +183,10 @@ def test_a_variant_sets_parameters_in_the_method_name():
     assert canonical_name("infobatch@prune_ratio=0.5") == "infobatch"
     # in a combination, per part
     combo = get_method("kcenter@metric=euclidean+infobatch@prune_ratio=0.7")
-    assert (combo.selection, combo.policy) == ("kcenter@metric=euclidean", "infobatch@prune_ratio=0.7")
+    assert (combo.selection, combo.policy) == (
+        "kcenter@metric=euclidean",
+        "infobatch@prune_ratio=0.7",
+    )
     assert get_method(combo.selection).create().metric == "euclidean"
 
 
@@ -203,3 +206,14 @@ def test_bad_variants_are_one_line_errors(name, match):
     with pytest.raises(ConfigError, match=match) as info:
         get_method(name)
     assert "\n" not in str(info.value)
+
+
+def test_a_bad_variant_value_names_the_variant_typed_not_only_its_base():
+    from detreduce.methods.catalog import get_method
+
+    for name in ("infobatch@prune_ratio=1.5", "kcenter@metric=x", "infobatch@bogus=1"):
+        with pytest.raises(ConfigError) as info:
+            get_method(name)
+        message = str(info.value)
+        assert message.startswith(f"method {name!r}: "), message
+        assert "infobatch: " not in message and "method 'infobatch'" not in message

@@ -22,6 +22,7 @@ import fnmatch
 import functools
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -265,7 +266,11 @@ def _variant(name: str) -> MethodSpec:
                 "infobatch@prune_ratio=0.75"
             )
         params[_key(key)] = _parse_value(text.strip())
-    spec.create(**params)  # unknown parameters and bad values fail here, in one line
+    try:  # unknown parameters and bad values fail here, in one line naming what was typed
+        spec.create(**params)
+    except ConfigError as error:
+        reason = re.sub(rf"^(method )?'?{re.escape(spec.name)}'?: ", "", str(error))
+        raise ConfigError(f"method {name!r}: {reason}") from None
     defaults = spec.params
     changed = {k: v for k, v in sorted(params.items()) if v != defaults[k]}
     if not changed:
