@@ -178,6 +178,9 @@ def test_sweep_killed_after_first_run_resumes_each_run_exactly_once(tiny_data, t
     config = json.loads((out / "sweep.json").read_text())
     assert set(config["methods"]) >= {"ultralytics_fraction", "srs"}
     assert len(config["commands"]) == 2
+    # resuming a subset again (nothing to run) records no command twice
+    assert run_sweep(tiny_data, out, sweep=UF, train=TINY).ran == 0
+    assert json.loads((out / "sweep.json").read_text())["commands"] == config["commands"]
     assert set(read_results(out)["method"]) == {"full", "random", "ultralytics_fraction", "srs"}
 
     from detreduce.report import write_report

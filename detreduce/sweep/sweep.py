@@ -123,7 +123,8 @@ def _prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> None:
         )
         merged["runs"] = max(int(old.get("runs", 0)), int(config.get("runs", 0)))
         merged.setdefault("commands", [old.get("command")] if old.get("command") else [])
-        merged["commands"] = [*merged["commands"], config.get("command")]
+        # a resume with a command already recorded adds nothing to the record
+        merged["commands"] = list(dict.fromkeys([*merged["commands"], config.get("command")]))
         _write_json(out / CONFIG_NAME, merged)
         return
     out.mkdir(parents=True, exist_ok=True)
