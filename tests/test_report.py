@@ -208,3 +208,6 @@ def test_time_to_accuracy_table_reads_curves_against_the_same_seeds_full_run():
     assert row["reached_97"] == 1 and row["reached_99"] == 0  # 0.39 ≥ 0.97 × 0.40 = 0.388
     text = tta_markdown(time_to_accuracy_table(df))
     assert "| kcenter | 0.50 | 0.002, 20 s (1/2) |" in text and "never (0/2)" in text
+    # how far the runs came: best 0.39 of 0.40 and 0.40 of 0.50 → mean 88.75 %
+    assert row["best_share"] == pytest.approx((0.39 / 0.40 + 0.40 / 0.50) / 2)
+    assert text.splitlines()[0].endswith("| best of full |") and "| 89 % |" in text

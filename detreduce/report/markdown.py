@@ -121,6 +121,7 @@ def tta_markdown(tta: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")) -> s
     scale, name = unit
     levels = [c.split("_", 1)[1] for c in tta.columns if c.startswith("reached_")]
     header = ["method", "fraction"] + [f"{lv} % of full ({name}, s)" for lv in levels]
+    header.append("best of full")
     rows = []
     for _, r in tta.iterrows():
         cells = [method_label(str(r["method"])), _fmt(r["fraction"], ".2f")]
@@ -132,6 +133,8 @@ def tta_markdown(tta: pd.DataFrame, unit: tuple[float, str] = (1.0, "kWh")) -> s
             cells.append(
                 f"{_energy(r[f'kwh_{lv}'], scale)}, {_fmt(r[f'seconds_{lv}'], '.0f')} s ({got}/{runs})"
             )
+        best = r.get("best_share")
+        cells.append("–" if best is None or pd.isna(best) else f"{100 * best:.0f} %")
         rows.append(cells)
     return _md_table(header, rows)
 
@@ -298,7 +301,9 @@ def write_report(run_dir: str | Path) -> Path:
             "validation; mean over the seeds that got there) until a run first reached "
             "that share of the full-data run's final mAP50-95 of the same seed; (k/n): k "
             "of n seeds reached it. Read from each run's validation curve: every "
-            "`--val-every` epochs, or the final validation alone.",
+            "`--val-every` epochs, or the final validation alone. Best of full: the "
+            "highest validated mAP50-95 of each run as a share of its seed's full run "
+            "(mean over seeds), how far runs that never got there came.",
         ]
     if config.get("command"):
         parts += ["", "Command:", "", "```", str(config["command"]), "```"]

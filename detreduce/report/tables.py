@@ -176,13 +176,16 @@ def time_to_accuracy_table(
     kWh (in-training validations included). Columns:
     ``method``, ``fraction``, ``runs`` (runs with a curve and a full-data run of their
     seed), then per level ``L`` (90, 95, ...): ``reached_L`` (runs that got there),
-    ``kwh_L`` and ``seconds_L`` (means over those runs; NaN when none did). Empty when
-    no run has a curve.
+    ``kwh_L`` and ``seconds_L`` (means over those runs; NaN when none did), and
+    ``best_share``: the mean over runs of the best validated mAP50-95 as a share of the
+    same seed's full run (how far a run that "never" got there came). Empty when no run
+    has a curve.
     """
     keys = [f"{round(100 * lv)}" for lv in levels]
     cols = ["method", "fraction", "runs"] + [
         f"{w}_{k}" for k in keys for w in ("reached", "kwh", "seconds")
     ]
+    cols.append("best_share")
     ok = df[df["status"] == "ok"]
     if "curve" not in ok:
         return pd.DataFrame(columns=cols)
@@ -204,11 +207,22 @@ def time_to_accuracy_table(
             row[f"reached_{k}"] = len(got)
             row[f"kwh_{k}"] = _mean_of([g["kwh"] for g in got])
             row[f"seconds_{k}"] = _mean_of([g["seconds"] for g in got])
+        row["best_share"] = _mean_of(
+            [
+                _best_map(_curve(c)) / float(target[r.seed])
+                for r, c in zip(grp.itertuples(), grp["curve"], strict=True)
+                if r.seed in target.index and _curve(c) and float(target[r.seed]) > 0
+            ]
+        )
         rows.append(row)
     out = pd.DataFrame(rows, columns=cols)
     order = {m: i for i, m in enumerate(method_order(out["method"]))}
     out["_o"] = out["method"].map(order)
     return out.sort_values(["fraction", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _best_map(curve: list[dict[str, Any]]) -> float:
+    return max(_finite(p.get("map50_95")) for p in curve)
 
 
 def _curve(value: Any) -> list[dict[str, Any]]:
