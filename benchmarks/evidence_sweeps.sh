@@ -8,6 +8,7 @@
 #   benchmarks/evidence_sweeps.sh aquarium    # 10 epochs at 256 px (192 px: full 0.078)
 #   benchmarks/evidence_sweeps.sh bccd-policies  # infobatch, crest, kcenter+infobatch, el2n
 #   SEEDS=0 benchmarks/evidence_sweeps.sh aquarium-policies  # the seeds whose full run is in
+#   SEEDS=0 EXTRA="--backend ray --cpus-per-trial 1" benchmarks/evidence_sweeps.sh aquarium-converge
 set -e
 cd "$(dirname "$0")/.."
 DS=$1
@@ -25,7 +26,10 @@ case $DS in
   aquarium-policies)  # issue 11 on aquarium; full and random rows seeded from aquarium-pretrained
     DS=aquarium; PROTO="--epochs 10 --imgsz 256"; OUT=results/aquarium-policies
     METHODS=infobatch,crest,kcenter+infobatch,el2n; FRACTIONS=0.5 ;;
-  *) echo "usage: $0 bccd|aquarium|bccd-policies|aquarium-policies" >&2; exit 2 ;;
+  aquarium-converge)  # does the under-training of aquarium's 10 epochs go away? (SEEDS=0 first)
+    DS=aquarium; OUT=results/aquarium-converge; METHODS=random,srs; FRACTIONS=0.5
+    PROTO="--budget converge --epochs 10 --max-epochs 30 --patience 4 --imgsz 256" ;;
+  *) echo "usage: $0 bccd|aquarium|bccd-policies|aquarium-policies|aquarium-converge" >&2; exit 2 ;;
 esac
 # EXTRA="--backend ray --cpus-per-trial 1" runs two single-thread trials at once on 2 cores.
 start=$(date +%s)
